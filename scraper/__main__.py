@@ -1,0 +1,5 @@
+"""Allow ``python -m scraper``."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,340 @@
+"""The ``scraper`` command line: parse options, call the library, map errors to exit codes.
+
+Data goes to stdout; logs and error messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+
+from . import __version__
+from .errors import ExitCode, ScraperError, StoreError, UsageError
+
+log = logging.getLogger("scraper")
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand."""
+    # Common options are accepted before or after the subcommand name.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help=f"configuration file (default: ./{DEFAULT_CONFIG})",
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log progress to stderr; twice for debug output",
+    )
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log only errors, and print nothing for sources that did not change",
+    )
+    common.add_argument(
+        "--traceback",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the Python stack trace of an error",
+    )
+    parser = argparse.ArgumentParser(
+        prog="scraper",
+        parents=[common],
+        description="Sync an HTML compatibility matrix into versioned YAML snapshots.",
+        epilog="Exit codes: 0 success, 1 changed (sync --exit-code), 2 usage or "
+        "configuration error, 3 fetch failed, 4 table missing or invalid, "
+        "5 snapshot store error.",
+    )
+    parser.add_argument("--version", action="version", version=f"scraper {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_sync(commands, common)
+    _add_show(commands, common)
+    _add_diff(commands, common)
+    _add_history(commands, common)
+    return parser
+
+
+def _add_sync(commands, common) -> None:
+    parser = commands.add_parser(
+        "sync",
+        parents=[common],
+        help="fetch each source and write a new version when its table changed",
+        description="Fetch each source's page, parse its table and write a new "
+        "snapshot version when the rows changed. Prints one line per source.",
+    )
+    parser.add_argument("--source", metavar="NAME", help="sync only this source")
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help="fetch this URL or file path instead of the configured one "
+        "(one source only), for example a saved copy of the page",
+    )
+    parser.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit with 1 when any source changed, so cron jobs can react",
+    )
+    parser.set_defaults(handler=command_sync)
+
+
+def _add_show(commands, common) -> None:
+    parser = commands.add_parser(
+        "show",
+        parents=[common],
+        help="print the rows of the latest or a given version",
+        description="Print the rows of the latest version, or of --version N.",
+    )
+    parser.add_argument("--source", metavar="NAME", help="source to show")
+    parser.add_argument("--version", type=_version_number, metavar="N", dest="number")
+    parser.add_argument("--format", choices=("yaml", "json", "table"), default="yaml")
+    parser.set_defaults(handler=command_show)
+
+
+def _add_diff(commands, common) -> None:
+    parser = commands.add_parser(
+        "diff",
+        parents=[common],
+        help="show what changed between two versions",
+        description="Show rows added, removed and changed from version OLD to NEW. "
+        "By default NEW is the latest version and OLD the one before it; "
+        "version 0 is the empty store.",
+    )
+    parser.add_argument("--source", metavar="NAME", help="source to compare")
+    parser.add_argument("old", nargs="?", type=_version_number, metavar="OLD")
+    parser.add_argument("new", nargs="?", type=_version_number, metavar="NEW")
+    parser.add_argument("--format", choices=("text", "yaml", "json"), default="text")
+    parser.set_defaults(handler=command_diff)
+
+
+def _add_history(commands, common) -> None:
+    parser = commands.add_parser(
+        "history",
+        parents=[common],
+        help="list every version with its time and change counts",
+        description="List every stored version with its fetch time and change counts.",
+    )
+    parser.add_argument("--source", metavar="NAME", help="source to list")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(handler=command_history)
+
+
+def _version_number(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid version number {text!r}: use 0, 1, 2, ...")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line and return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
+    show_traceback = getattr(args, "traceback", False)
+    try:
+        return int(args.handler(args))
+    except ScraperError as error:
+        _report(error, show_traceback)
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        print("scraper: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as error:  # noqa: BLE001 - the last resort handler
+        print(f"scraper: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        if show_traceback:
+            traceback.print_exc()
+        else:
+            print("scraper: run again with --traceback and report the output", file=sys.stderr)
+        return int(ExitCode.INTERNAL)
+
+
+def _report(error: ScraperError, show_traceback: bool) -> None:
+    print(f"scraper: error: {error}", file=sys.stderr)
+    if show_traceback:
+        traceback.print_exception(error)
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    if quiet:
+        level = logging.ERROR
+    elif verbose >= 2:
+        level = logging.DEBUG
+    elif verbose == 1:
+        level = logging.INFO
+    else:
+        level = logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("scraper: %(levelname)s: %(message)s"))
+    root = logging.getLogger("scraper")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _load_config(args):
+    from .config import load_config
+
+    return load_config(getattr(args, "config", DEFAULT_CONFIG))
+
+
+def _one_source(config, name: str | None):
+    if name:
+        return config.source(name)
+    if len(config.sources) == 1:
+        return config.sources[0]
+    names = ", ".join(source.name for source in config.sources)
+    raise UsageError(
+        "several sources are configured; choose one with --source",
+        where=str(config.path),
+        hint=f"configured sources: {names}",
+    )
+
+
+def command_sync(args) -> int:
+    from .fetch import build_session
+    from .sync import SyncResult, sync_source
+
+    config = _load_config(args)
+    sources = [config.source(args.source)] if args.source else list(config.sources)
+    if args.url and len(sources) > 1:
+        raise UsageError("--url needs a single source; add --source NAME")
+    quiet = getattr(args, "quiet", False)
+    sessions: dict = {}
+    results: list[SyncResult] = []
+    for source in sources:
+        session = sessions.get(source.fetch) or sessions.setdefault(
+            source.fetch, build_session(source.fetch)
+        )
+        try:
+            result = sync_source(config, source, url=args.url, session=session)
+        except ScraperError as error:
+            _report(error, getattr(args, "traceback", False))
+            result = SyncResult(source.name, "error", error=error)
+        results.append(result)
+        if not (quiet and result.status in ("unchanged", "not-modified")):
+            print(result.summary(), flush=True)
+    for session in sessions.values():
+        session.close()
+    return _sync_exit_code(results, args.exit_code)
+
+
+def _sync_exit_code(results, exit_code_on_change: bool) -> int:
+    errors = [int(result.error.exit_code) for result in results if result.error]
+    if errors:
+        return max(errors)
+    if exit_code_on_change and any(result.status == "changed" for result in results):
+        return int(ExitCode.CHANGED)
+    return int(ExitCode.OK)
+
+
+def _open_store(args):
+    from .store import Store
+
+    config = _load_config(args)
+    source = _one_source(config, args.source)
+    return source, Store(config.snapshots_dir, source.name)
+
+
+def _require_versions(store) -> list[int]:
+    numbers = store.version_numbers()
+    if not numbers:
+        raise StoreError(
+            "no versions stored yet",
+            source=store.source,
+            where=str(store.path),
+            hint="run 'scraper sync' first",
+        )
+    return numbers
+
+
+def command_show(args) -> int:
+    from . import render
+
+    source, store = _open_store(args)
+    numbers = _require_versions(store)
+    document = store.load_version(args.number if args.number is not None else numbers[-1])
+    if args.format == "table":
+        print(f"# {source.name} version {document['version']}, fetched {document['fetched_at']}")
+        print(render.rows_table(document["rows"], source.key))
+        return int(ExitCode.OK)
+    data = {
+        "source": source.name,
+        "version": document["version"],
+        "fetched_at": document["fetched_at"],
+        "url": document["url"],
+        "rows": document["rows"],
+    }
+    print(render.to_json(data) if args.format == "json" else render.dump_yaml(data))
+    return int(ExitCode.OK)
+
+
+def command_diff(args) -> int:
+    from . import render
+    from .diff import compare
+
+    source, store = _open_store(args)
+    numbers = _require_versions(store)
+    new = args.new if args.new is not None else numbers[-1]
+    if args.old is not None:
+        old = args.old
+    else:
+        earlier = [number for number in numbers if number < new]
+        old = earlier[-1] if earlier else 0
+    old_rows = store.load_version(old)["rows"] if old else []
+    new_rows = store.load_version(new)["rows"] if new else []
+    diff = compare(old_rows, new_rows, source.key)
+    if args.format == "json":
+        print(render.to_json(diff.to_data()))
+    elif args.format == "yaml":
+        print(render.dump_yaml(diff.to_data()))
+    else:
+        print(render.diff_text(diff, source.key, f"{source.name}: version {old} -> {new}"))
+    return int(ExitCode.OK)
+
+
+def command_history(args) -> int:
+    from . import render
+
+    source, store = _open_store(args)
+    entries = []
+    for number in store.version_numbers():
+        document = store.load_version(number)
+        diff = document["diff"]
+        entries.append(
+            {
+                "version": number,
+                "fetched_at": document["fetched_at"],
+                "rows": document["row_count"],
+                "added": len(diff["added"]),
+                "removed": len(diff["removed"]),
+                "changed": len(diff["changed"]),
+            }
+        )
+    if args.format == "json":
+        print(render.to_json({"source": source.name, "versions": entries}))
+        return int(ExitCode.OK)
+    if not entries:
+        print(f"{source.name}: no versions stored yet")
+        return int(ExitCode.OK)
+    print(f"{'version':>7}  {'fetched_at':<20}  {'rows':>4}  added  removed  changed")
+    for entry in entries:
+        print(
+            f"{entry['version']:>7}  {entry['fetched_at']:<20}  {entry['rows']:>4}  "
+            f"{entry['added']:>5}  {entry['removed']:>7}  {entry['changed']:>7}"
+        )
+    return int(ExitCode.OK)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

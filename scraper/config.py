@@ -1,0 +1,452 @@
+"""Load and validate the configuration file.
+
+Every error names the file, the key path (``sources[0].fetch.retries``) and the fix.
+Relative paths in the file are resolved against the file's own folder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from .errors import ConfigError
+
+PARSE_KINDS = ("version", "key_value", "text")
+SOURCE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+FIELD_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+URL_SCHEMES = ("http", "https", "file")
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How one source's page is downloaded. Times are in seconds, sizes in bytes."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    deadline: float = 120.0
+    retries: int = 3
+    backoff_factor: float = 1.0
+    max_retry_after: float = 60.0
+    max_bytes: int = 10 * 1024 * 1024
+    user_agent: str | None = None
+    allow_redirect_hosts: tuple[str, ...] = ()
+    ca_bundle: str | None = None
+    require_complete_page: bool = True
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: its header text, the row field it fills and how it is read."""
+
+    header: str
+    field: str
+    parse: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """One page to sync and how to find and read its table."""
+
+    name: str
+    url: str
+    key: str
+    columns: tuple[Column, ...]
+    selector: str | None = None
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+
+    @property
+    def key_column(self) -> Column:
+        return next(column for column in self.columns if column.field == self.key)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the scheduler runs the sync: a five-field cron expression in a time zone."""
+
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    jitter: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration."""
+
+    path: Path
+    snapshots_dir: Path
+    sources: tuple[Source, ...]
+    schedule: Schedule = field(default_factory=Schedule)
+    lock_timeout: float = 60.0
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(source.name for source in self.sources)
+        raise ConfigError(
+            f"unknown source {name!r}",
+            where=str(self.path),
+            hint=f"configured sources: {known}",
+        )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that rejects a mapping with the same key twice."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and return the configuration at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "configuration file not found",
+            where=str(path),
+            hint="pass --config PATH or run from the folder that holds config.yaml",
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read the file: {error}", where=str(path)) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            f"invalid YAML: {' '.join(str(error).split())}",
+            where=str(path),
+            hint="fix the syntax at the line and column shown",
+        ) from None
+    return _Validator(path).config(data)
+
+
+class _Validator:
+    """Walk the loaded YAML and build the dataclasses, naming the key path on error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.parent
+
+    def fail(self, key_path: str, message: str, hint: str) -> ConfigError:
+        return ConfigError(f"{key_path}: {message}", where=str(self.path), hint=hint)
+
+    def mapping(self, value: Any, key_path: str, known: tuple[str, ...]) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(
+                key_path,
+                f"expected a mapping, found {_describe(value)}",
+                "write it as 'key: value' lines",
+            )
+        for key in value:
+            if key not in known:
+                raise self.fail(
+                    _join(key_path, key),
+                    "unknown key",
+                    f"remove it or fix its spelling; known keys here: {', '.join(known)}",
+                )
+        return value
+
+    def typed(self, value: Any, key_path: str, kind: type | tuple, name: str) -> Any:
+        is_bool = isinstance(value, bool)
+        if kind in (int, float, (int, float)) and is_bool or not isinstance(value, kind):
+            raise self.fail(
+                key_path,
+                f"expected {name}, found {_describe(value)}",
+                f"write {name} here",
+            )
+        return value
+
+    def number(self, value: Any, key_path: str, minimum: float, integer=False) -> Any:
+        name = "a whole number" if integer else "a number"
+        kind = int if integer else (int, float)
+        self.typed(value, key_path, kind, name)
+        if value < minimum:
+            raise self.fail(
+                key_path,
+                f"{value} is below the minimum {minimum}",
+                f"use a value of at least {minimum}",
+            )
+        return value
+
+    def text(self, value: Any, key_path: str) -> str:
+        self.typed(value, key_path, str, "a string")
+        if not value.strip():
+            raise self.fail(key_path, "is empty", "write a non-empty string")
+        return value
+
+    def config(self, data: Any) -> Config:
+        if data is None:
+            raise self.fail("(top level)", "the file is empty", "add a 'sources' list")
+        top = self.mapping(
+            data,
+            "(top level)",
+            ("snapshots_dir", "lock_timeout", "schedule", "fetch", "sources"),
+        )
+        defaults = self.fetch_settings(top.get("fetch", {}), "fetch", FetchSettings())
+        sources_data = top.get("sources")
+        if sources_data is None:
+            raise self.fail("sources", "missing", "add a list with at least one source")
+        self.typed(sources_data, "sources", list, "a list of sources")
+        if not sources_data:
+            raise self.fail("sources", "is empty", "add at least one source")
+        sources = tuple(
+            self.source(item, f"sources[{index}]", defaults)
+            for index, item in enumerate(sources_data)
+        )
+        self.check_unique_names(sources)
+        snapshots = self.text(top.get("snapshots_dir", "snapshots"), "snapshots_dir")
+        lock_timeout = self.number(top.get("lock_timeout", 60.0), "lock_timeout", 0)
+        return Config(
+            path=self.path,
+            snapshots_dir=(self.base / snapshots).resolve(),
+            sources=sources,
+            schedule=self.schedule(top.get("schedule", {})),
+            lock_timeout=float(lock_timeout),
+        )
+
+    def check_unique_names(self, sources: tuple[Source, ...]) -> None:
+        first_index: dict[str, int] = {}
+        for index, source in enumerate(sources):
+            if source.name in first_index:
+                raise self.fail(
+                    f"sources[{index}].name",
+                    f"duplicate source name {source.name!r}, "
+                    f"also used by sources[{first_index[source.name]}]",
+                    "give each source a unique name",
+                )
+            first_index[source.name] = index
+
+    def schedule(self, data: Any) -> Schedule:
+        values = self.mapping(data, "schedule", ("cron", "timezone", "jitter"))
+        result = Schedule()
+        if "cron" in values:
+            cron = self.text(values["cron"], "schedule.cron")
+            if len(cron.split()) != 5:
+                raise self.fail(
+                    "schedule.cron",
+                    f"{cron!r} does not have five fields",
+                    "write 'minute hour day month weekday', for example '0 2 * * *'",
+                )
+            result = replace(result, cron=cron)
+        if "timezone" in values:
+            timezone = self.text(values["timezone"], "schedule.timezone")
+            result = replace(result, timezone=timezone)
+        if "jitter" in values:
+            jitter = self.number(values["jitter"], "schedule.jitter", 0, integer=True)
+            result = replace(result, jitter=jitter)
+        return result
+
+    def fetch_settings(
+        self, data: Any, key_path: str, defaults: FetchSettings
+    ) -> FetchSettings:
+        known = tuple(FetchSettings.__dataclass_fields__)
+        values = self.mapping(data, key_path, known)
+        changes: dict[str, Any] = {}
+        for name in ("connect_timeout", "read_timeout", "deadline"):
+            if name in values:
+                changes[name] = float(self.number(values[name], _join(key_path, name), 0.1))
+        for name in ("backoff_factor", "max_retry_after"):
+            if name in values:
+                changes[name] = float(self.number(values[name], _join(key_path, name), 0))
+        if "retries" in values:
+            changes["retries"] = self.number(
+                values["retries"], _join(key_path, "retries"), 0, integer=True
+            )
+        if "max_bytes" in values:
+            changes["max_bytes"] = self.number(
+                values["max_bytes"], _join(key_path, "max_bytes"), 1024, integer=True
+            )
+        for name in ("user_agent", "ca_bundle"):
+            if values.get(name) is not None:
+                changes[name] = self.text(values[name], _join(key_path, name))
+        if changes.get("ca_bundle"):
+            changes["ca_bundle"] = str((self.base / changes["ca_bundle"]).resolve())
+        if "require_complete_page" in values:
+            changes["require_complete_page"] = self.typed(
+                values["require_complete_page"],
+                _join(key_path, "require_complete_page"),
+                bool,
+                "true or false",
+            )
+        if "allow_redirect_hosts" in values:
+            hosts_path = _join(key_path, "allow_redirect_hosts")
+            hosts = self.typed(values["allow_redirect_hosts"], hosts_path, list, "a list")
+            changes["allow_redirect_hosts"] = tuple(
+                self.text(host, f"{hosts_path}[{index}]").lower()
+                for index, host in enumerate(hosts)
+            )
+        return replace(defaults, **changes)
+
+    def source(self, data: Any, key_path: str, defaults: FetchSettings) -> Source:
+        known = ("name", "url", "key", "columns", "table", "fetch")
+        values = self.mapping(data, key_path, known)
+        for required in ("name", "url", "key", "columns"):
+            if required not in values:
+                raise self.fail(
+                    _join(key_path, required),
+                    "missing",
+                    _MISSING_HINTS[required],
+                )
+        name = self.text(values["name"], _join(key_path, "name"))
+        if not SOURCE_NAME_PATTERN.match(name):
+            raise self.fail(
+                _join(key_path, "name"),
+                f"invalid source name {name!r}",
+                "use 1 to 64 lowercase letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit; it becomes a folder name",
+            )
+        columns = self.columns(values["columns"], _join(key_path, "columns"))
+        key = self.text(values["key"], _join(key_path, "key"))
+        self.check_key(key, columns, _join(key_path, "key"))
+        table = self.mapping(values.get("table", {}), _join(key_path, "table"), ("selector",))
+        selector = table.get("selector")
+        if selector is not None:
+            selector = self.text(selector, _join(key_path, "table.selector"))
+            self.check_selector(selector, _join(key_path, "table.selector"))
+        fetch = self.fetch_settings(values.get("fetch", {}), _join(key_path, "fetch"), defaults)
+        return Source(
+            name=name,
+            url=self.url(values["url"], _join(key_path, "url")),
+            key=key,
+            columns=columns,
+            selector=selector,
+            fetch=fetch,
+        )
+
+    def url(self, value: Any, key_path: str) -> str:
+        url = self.text(value, key_path).strip()
+        scheme = urlsplit(url).scheme.lower()
+        if scheme and len(scheme) > 1 and scheme not in URL_SCHEMES:
+            raise self.fail(
+                key_path,
+                f"unsupported URL scheme {scheme!r} in {url!r}",
+                "use an http://, https:// or file:// URL, or a file path",
+            )
+        if scheme in ("http", "https") and not urlsplit(url).hostname:
+            raise self.fail(key_path, f"URL {url!r} has no host", "write the full URL")
+        if not scheme or len(scheme) == 1:
+            # A plain path (a one-letter scheme is a Windows drive letter).
+            return str((self.base / url).resolve())
+        return url
+
+    def columns(self, data: Any, key_path: str) -> tuple[Column, ...]:
+        self.typed(data, key_path, list, "a list of columns")
+        if not data:
+            raise self.fail(key_path, "is empty", "list the table's columns")
+        columns = []
+        for index, item in enumerate(data):
+            item_path = f"{key_path}[{index}]"
+            values = self.mapping(item, item_path, ("header", "field", "parse"))
+            for required in ("header", "field"):
+                if required not in values:
+                    raise self.fail(
+                        _join(item_path, required), "missing", _MISSING_HINTS[required]
+                    )
+            field_name = self.text(values["field"], _join(item_path, "field"))
+            if not FIELD_NAME_PATTERN.match(field_name):
+                raise self.fail(
+                    _join(item_path, "field"),
+                    f"invalid field name {field_name!r}",
+                    "use lowercase letters, digits and '_', starting with a letter",
+                )
+            parse = values.get("parse", "text")
+            if parse not in PARSE_KINDS:
+                raise self.fail(
+                    _join(item_path, "parse"),
+                    f"invalid value {parse!r}",
+                    f"use one of: {', '.join(PARSE_KINDS)}",
+                )
+            header = self.text(values["header"], _join(item_path, "header"))
+            columns.append(Column(header=header, field=field_name, parse=parse))
+        self.check_unique_columns(columns, key_path)
+        return tuple(columns)
+
+    def check_unique_columns(self, columns: list[Column], key_path: str) -> None:
+        from .parse import normalize_header
+
+        headers: set[str] = set()
+        fields: set[str] = set()
+        for index, column in enumerate(columns):
+            header = normalize_header(column.header)
+            if header in headers:
+                raise self.fail(
+                    f"{key_path}[{index}].header",
+                    f"duplicate header {column.header!r}",
+                    "each column needs its own header text",
+                )
+            if column.field in fields:
+                raise self.fail(
+                    f"{key_path}[{index}].field",
+                    f"duplicate field {column.field!r}",
+                    "each column needs its own field name",
+                )
+            headers.add(header)
+            fields.add(column.field)
+
+    def check_key(self, key: str, columns: tuple[Column, ...], key_path: str) -> None:
+        matches = [column for column in columns if column.field == key]
+        if not matches:
+            fields = ", ".join(column.field for column in columns)
+            raise self.fail(
+                key_path,
+                f"{key!r} is not the field of any column",
+                f"set it to one of: {fields}",
+            )
+        if matches[0].parse == "key_value":
+            raise self.fail(
+                key_path,
+                f"the key column {key!r} is parsed as key_value",
+                "the key column must use parse: version or parse: text",
+            )
+
+    def check_selector(self, selector: str, key_path: str) -> None:
+        from cssselect import SelectorError
+        from lxml.cssselect import CSSSelector
+
+        try:
+            CSSSelector(selector)
+        except SelectorError as error:
+            raise self.fail(
+                key_path,
+                f"invalid CSS selector {selector!r}: {error}",
+                "write a CSS selector that matches the table element",
+            ) from None
+
+
+_MISSING_HINTS = {
+    "name": "add a unique name such as 'capi-image-builder'",
+    "url": "add the page's http(s) URL, a file:// URL or a file path",
+    "key": "add the field of the column that identifies a row",
+    "columns": "list the table's columns with header, field and parse",
+    "header": "add the header text of this column as shown on the page",
+    "field": "add the field name this column fills in each row",
+}
+
+
+def _join(key_path: str, key: Any) -> str:
+    if key_path == "(top level)":
+        return str(key)
+    return f"{key_path}.{key}"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return f"{value!r} ({type(value).__name__})"

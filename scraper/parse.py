@@ -1,0 +1,376 @@
+"""Find the source's table in a page and parse it into rows.
+
+The table is the one whose header row holds exactly the configured header texts,
+wherever it sits in the page and whether or not it has ``thead``/``tbody``. Each data
+row becomes a dict of plain strings keyed by the columns' field names, for example::
+
+    {"kubernetes_version": "1.30.4",
+     "dependencies": {"cni_version": "1.3.0", "containerd_version": "1.7.13"}}
+
+A value may carry a note in parentheses ("1.28.0 (>= glibc 2.31)"). The note is kept
+under ``notes``, keyed by the field path, so the value itself stays a clean version.
+Every row must parse completely; anything else raises ParseError naming the row, the
+column and the text found.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import lxml.html
+from lxml import etree
+from packaging.version import InvalidVersion, Version
+
+from .cells import cell_lines, cell_text, normalize_space, row_cells, table_rows
+from .config import Column, Source
+from .errors import ParseError, TableNotFoundError
+
+log = logging.getLogger(__name__)
+
+Row = dict
+
+NOTES_FIELD = "notes"
+MAX_COLSPAN = 1000
+MAX_ROWSPAN = 65534
+REPLACEMENT_CHARACTER = "\ufffd"
+
+_VERSION = r"v?\d+(?:\.\d+)+(?:[-+~][0-9A-Za-z]+(?:[.+~-][0-9A-Za-z]+)*)?"
+VERSION_PATTERN = re.compile(rf"^{_VERSION}$")
+_NOTE_SPLIT = re.compile(r"^(?P<head>[^()]*?)\s*(?:\((?P<note>[^()]*)\))?$")
+_VERSION_WITH_MARKER = re.compile(
+    rf"^(?P<value>{_VERSION})\s*(?:\[\s*\d{{1,3}}\s*\]|[*†‡§¶])*$"
+)
+_KEY_VALUE = re.compile(r"^(?P<key>[A-Za-z0-9_][A-Za-z0-9_.-]*)\s*=\s*(?P<value>.*)$")
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
+_TABLE_OPEN = re.compile(r"<table[\s>/]", re.I)
+_TABLE_CLOSE = re.compile(r"</table\s*>", re.I)
+_HTML_CLOSE = re.compile(r"</html\s*>", re.I)
+
+
+def parse_page(text: str, source: Source, where: str) -> list[Row]:
+    """Parse the page ``text`` of ``source`` and return its rows in version order.
+
+    ``where`` names the page (its final URL) in error messages.
+    """
+    if source.fetch.require_complete_page:
+        check_complete(text, source, where)
+    document = parse_document(text)
+    table = locate_table(document, source, where)
+    return TableReader(source, where).read(table)
+
+
+def parse_document(text: str) -> etree._Element:
+    """Parse HTML text with lxml; the result always has an ``html`` root."""
+    parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
+    data = text.encode("utf-8", errors="surrogatepass")
+    if not data.strip():
+        return lxml.html.document_fromstring("<html></html>")
+    try:
+        return lxml.html.document_fromstring(data, parser=parser)
+    except etree.ParserError:
+        return lxml.html.document_fromstring("<html></html>")
+
+
+def check_complete(text: str, source: Source, where: str) -> None:
+    """Raise ParseError if the page looks cut short: no ``</html>``, or an unclosed table."""
+    opened = len(_TABLE_OPEN.findall(text))
+    closed = len(_TABLE_CLOSE.findall(text))
+    if not _HTML_CLOSE.search(text) or closed < opened:
+        raise ParseError(
+            f"the page is incomplete: it has {opened} <table> and {closed} </table> "
+            f"tags and {'a' if _HTML_CLOSE.search(text) else 'no'} </html> "
+            f"({len(text)} characters)",
+            source=source.name,
+            where=where,
+            hint="the download was probably cut short; if the page really lacks "
+            "</html>, set fetch.require_complete_page: false",
+        )
+
+
+def normalize_header(text: str) -> str:
+    """Return the form in which header texts are compared: spacing and case folded."""
+    return normalize_space(text).casefold()
+
+
+@dataclass
+class _Candidate:
+    table: etree._Element
+    header_index: int | None
+    first_row: list[str]
+
+    def describe(self, number: int) -> str:
+        rows = len(table_rows(self.table))
+        headers = ", ".join(repr(text) for text in self.first_row) or "no cells"
+        return f"table {number}: first row [{headers}], {rows} rows"
+
+
+def locate_table(document: etree._Element, source: Source, where: str) -> etree._Element:
+    """Return the one table whose header row matches the source's column headers."""
+    expected = sorted(normalize_header(column.header) for column in source.columns)
+    tables = _candidate_tables(document, source, where)
+    candidates = [_inspect(table, expected) for table in tables]
+    matches = [candidate for candidate in candidates if candidate.header_index is not None]
+    if len(matches) == 1:
+        return matches[0].table
+    wanted = ", ".join(repr(column.header) for column in source.columns)
+    listing = "; ".join(c.describe(i + 1) for i, c in enumerate(candidates[:8]))
+    if len(candidates) > 8:
+        listing += f"; and {len(candidates) - 8} more"
+    if not matches:
+        raise TableNotFoundError(
+            f"matrix table not found: expected a table with headers {wanted}; "
+            f"found {len(candidates)} tables" + (f" ({listing})" if listing else ""),
+            source=source.name,
+            where=where,
+            hint="the page layout or URL changed; update the source's columns or url",
+        )
+    raise TableNotFoundError(
+        f"{len(matches)} tables have the headers {wanted} ({listing})",
+        source=source.name,
+        where=where,
+        hint="set table.selector to pick one of them",
+    )
+
+
+def _candidate_tables(
+    document: etree._Element, source: Source, where: str
+) -> list[etree._Element]:
+    if source.selector is None:
+        return list(document.iter("table"))
+    from lxml.cssselect import CSSSelector
+
+    matched = CSSSelector(source.selector)(document)
+    if not matched:
+        raise TableNotFoundError(
+            f"selector {source.selector!r} matched 0 elements",
+            source=source.name,
+            where=where,
+            hint="a selector copied from browser devtools may name a tbody the page "
+            "source lacks; remove table.selector to find the table by its headers",
+        )
+    tables: list[etree._Element] = []
+    for element in matched:
+        found = _tables_for(element)
+        tables.extend(table for table in found if table not in tables)
+    return tables
+
+
+def _tables_for(element: etree._Element) -> list[etree._Element]:
+    if element.tag == "table":
+        return [element]
+    for ancestor in element.iterancestors("table"):
+        return [ancestor]
+    return list(element.iter("table"))
+
+
+def _inspect(table: etree._Element, expected: list[str]) -> _Candidate:
+    first_row: list[str] = []
+    for index, row in enumerate(table_rows(table)):
+        texts = [cell_text(cell) for cell in row_cells(row)]
+        if index == 0 or not first_row:
+            first_row = texts
+        if sorted(normalize_header(text) for text in texts) == expected:
+            return _Candidate(table, index, texts)
+    return _Candidate(table, None, first_row)
+
+
+def expand_spans(rows: list[etree._Element]) -> list[dict[int, etree._Element]]:
+    """Lay the rows' cells out on a grid, copying each cell into every slot it spans.
+
+    Returns one dict per row from column index to cell element.
+    """
+    grid: list[dict[int, etree._Element]] = []
+    carried: dict[int, tuple[etree._Element, int]] = {}
+    for row_index, row in enumerate(rows):
+        placed = {column: cell for column, (cell, _) in carried.items()}
+        starting: dict[int, tuple[etree._Element, int]] = {}
+        column = 0
+        for cell in row_cells(row):
+            while column in placed:
+                column += 1
+            colspan = _span(cell, "colspan", MAX_COLSPAN)
+            rowspan = _span(cell, "rowspan", MAX_ROWSPAN, zero_means=len(rows) - row_index)
+            for offset in range(colspan):
+                placed[column + offset] = cell
+                if rowspan > 1:
+                    starting[column + offset] = (cell, rowspan - 1)
+            column += colspan
+        grid.append(placed)
+        carried = {c: (cell, left - 1) for c, (cell, left) in carried.items() if left > 1}
+        carried.update(starting)
+    return grid
+
+
+def _span(cell: etree._Element, name: str, maximum: int, zero_means: int = 1) -> int:
+    raw = cell.get(name, "1").strip()
+    digits = re.match(r"\d+", raw)
+    if not digits:
+        return 1
+    value = int(digits.group())
+    if value == 0:
+        value = zero_means
+    return max(1, min(value, maximum))
+
+
+class TableReader:
+    """Read the data rows of a located table into row dicts."""
+
+    def __init__(self, source: Source, where: str) -> None:
+        self.source = source
+        self.where = where
+        self.expected = [normalize_header(column.header) for column in source.columns]
+
+    def error(self, message: str, hint: str | None = None) -> ParseError:
+        return ParseError(message, source=self.source.name, where=self.where, hint=hint)
+
+    def read(self, table: etree._Element) -> list[Row]:
+        grid = expand_spans(table_rows(table))
+        header_index, columns = self.header(grid)
+        rows: list[Row] = []
+        first_seen: dict[str, int] = {}
+        for row_number, slots in enumerate(grid[header_index + 1:], start=1):
+            row = self.data_row(slots, columns, row_number)
+            if row is None:
+                continue
+            key = row[self.source.key]
+            if key in first_seen:
+                raise self.error(
+                    f"duplicate {self.source.key} {key!r} in data rows "
+                    f"{first_seen[key]} and {row_number}",
+                    hint="each row must have its own key; the page itself has the duplicate",
+                )
+            first_seen[key] = row_number
+            rows.append(row)
+        if not rows:
+            raise self.error(
+                "the table has a header row but no data rows",
+                hint="the page lost its rows; the last good snapshot is kept",
+            )
+        rows.sort(key=lambda row: sort_key(row[self.source.key]))
+        return rows
+
+    def header(self, grid: list[dict]) -> tuple[int, list[Column | None]]:
+        by_header = {normalize_header(column.header): column for column in self.source.columns}
+        for index, slots in enumerate(grid):
+            texts = [normalize_header(cell_text(slots[c])) for c in sorted(slots)]
+            if sorted(texts) == sorted(self.expected):
+                self.check_rows_before_header(grid[:index])
+                return index, [by_header[text] for text in texts]
+        raise self.error("the header row was not found")  # locate_table found it.
+
+    def check_rows_before_header(self, rows: list[dict]) -> None:
+        for number, slots in enumerate(rows, start=1):
+            cells = set(slots.values())
+            if all(cell.tag == "th" for cell in cells):
+                continue
+            if any(cell_text(cell) for cell in cells):
+                texts = [cell_text(slots[c]) for c in sorted(slots)]
+                raise self.error(
+                    f"row {number} above the header row holds data: {texts!r}",
+                    hint="the table layout changed",
+                )
+
+    def data_row(self, slots: dict, columns: list[Column], number: int) -> Row | None:
+        texts = {c: cell_text(cell) for c, cell in slots.items()}
+        if not any(texts.values()):
+            return None
+        ordered = [texts[c] for c in sorted(texts)]
+        if sorted(normalize_header(text) for text in ordered) == sorted(self.expected):
+            return None  # A repeated header row.
+        if len(columns) > 1 and len(set(map(id, slots.values()))) == 1:
+            log.debug("%s: skipping divider row %d %r", self.source.name, number, ordered[0])
+            return None
+        if sorted(slots) != list(range(len(columns))):
+            raise self.error(
+                f"data row {number} {ordered!r} has {len(slots)} cells, "
+                f"expected {len(columns)} ({', '.join(c.header for c in columns)})",
+                hint="the table layout changed",
+            )
+        row: Row = {}
+        notes: dict[str, str] = {}
+        label = self.row_label(slots, columns, number)
+        for index, column in enumerate(columns):
+            cell = slots[index]
+            value = self.cell_value(cell, column, label, notes)
+            row[column.field] = value
+        ordered_row = {column.field: row[column.field] for column in self.source.columns}
+        if notes:
+            ordered_row[NOTES_FIELD] = dict(sorted(notes.items()))
+        return ordered_row
+
+    def row_label(self, slots: dict, columns: list[Column], number: int) -> str:
+        key_index = next(i for i, c in enumerate(columns) if c.field == self.source.key)
+        key_text = cell_text(slots[key_index])
+        return f"data row {number} ({key_text!r})" if key_text else f"data row {number}"
+
+    def cell_value(self, cell, column: Column, label: str, notes: dict) -> str | dict:
+        lines = cell_lines(cell)
+        text = " | ".join(lines)
+        where = f"{label}, column {column.header!r}"
+        if REPLACEMENT_CHARACTER in text:
+            raise self.error(
+                f"{where}: undecodable bytes in {text!r}",
+                hint="the page's bytes do not match its declared charset",
+            )
+        if not lines:
+            raise self.error(f"{where}: the cell is empty")
+        if column.parse == "key_value":
+            return self.key_values(lines, column, where, notes)
+        value = " ".join(lines)
+        if column.parse == "version":
+            return self.version(value, column.field, where, notes)
+        return value
+
+    def key_values(self, lines: list[str], column: Column, where: str, notes: dict) -> dict:
+        pairs: dict[str, str] = {}
+        for line in lines:
+            match = _KEY_VALUE.match(line)
+            if not match:
+                raise self.error(
+                    f"{where}: expected 'key = value' lines, found {line!r}",
+                    hint="the cell format changed",
+                )
+            key = match.group("key")
+            if key in pairs:
+                raise self.error(f"{where}: the key {key!r} appears twice")
+            path = f"{column.field}.{key}"
+            pairs[key] = self.version(match.group("value"), path, f"{where}, {key}", notes)
+        return dict(sorted(pairs.items()))
+
+    def version(self, text: str, path: str, where: str, notes: dict) -> str:
+        # Only the version itself is folded; a note keeps its own characters.
+        parts = _NOTE_SPLIT.match(text)
+        match = parts and _VERSION_WITH_MARKER.match(normalize_version(parts.group("head")))
+        if not match:
+            raise self.error(
+                f"{where}: {text!r} is not a version",
+                hint="expected a version such as 1.30.4, optionally followed by a "
+                "note in parentheses",
+            )
+        note = (parts.group("note") or "").strip()
+        if note:
+            notes[path] = note
+        return match.group("value")
+
+
+def normalize_version(text: str) -> str:
+    """Fold compatibility characters and map look-alike dashes to ASCII ``-``."""
+    return unicodedata.normalize("NFKC", text).translate(_DASHES).strip()
+
+
+def is_version(text: str) -> bool:
+    """Return whether ``text`` is a version as this tool stores them."""
+    return bool(VERSION_PATTERN.match(text))
+
+
+def sort_key(text: str) -> tuple:
+    """Return a key that orders versions numerically (1.9 before 1.10)."""
+    try:
+        return (0, Version(text), text)
+    except InvalidVersion:
+        parts = re.split(r"(\d+)", text)
+        natural = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts)
+        return (1, natural, text)

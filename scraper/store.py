@@ -1,0 +1,418 @@
+"""The versioned snapshot store of one source.
+
+Layout under ``<snapshots_dir>/<source>/``:
+
+- ``versions/000001.yaml``, ``000002.yaml``, ...: immutable snapshots, one per change.
+- ``latest.yaml``: a copy of the newest version, at a path that never changes.
+- ``state.yaml``: when the source was last checked, the server's cache validators and
+  the highest version number ever written, so numbers are never reused.
+- ``.lock``: the lock file that keeps two runs from writing at once.
+
+Every write goes to a temporary file in the same folder, is flushed and fsynced, then
+renamed into place. Every file read back is parsed with a safe loader and validated,
+including a checksum over its content, so a damaged or truncated file is an error
+instead of a baseline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from . import yamlio
+from .errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+VERSION_FILE = re.compile(r"^(\d{6,})\.yaml$")
+SNAPSHOT_KEYS = (
+    "schema_version", "source", "version", "url", "final_url", "fetched_at",
+    "page_sha256", "http", "tool_version", "row_count", "rows", "diff", "checksum",
+)
+STATE_KEYS = (
+    "schema_version", "source", "last_version", "last_checked", "last_result",
+    "validators", "checksum",
+)
+
+
+def checksum(document: dict) -> str:
+    """Return the sha256 of the document's canonical JSON, without its checksum key."""
+    body = {key: value for key, value in document.items() if key != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """Read and write the snapshot files of one source."""
+
+    def __init__(self, root: Path, source: str) -> None:
+        self.root = Path(root)
+        self.source = source
+        self.path = self.root / source
+        if self.path.resolve().parent != self.root.resolve():
+            raise StoreError(
+                f"source name {source!r} would leave the snapshots folder",
+                where=str(self.root),
+            )
+        self.versions_path = self.path / "versions"
+        self.latest_path = self.path / "latest.yaml"
+        self.state_path = self.path / "state.yaml"
+        self.lock_path = self.path / ".lock"
+
+    def error(self, path: Path, message: str, hint: str | None = None) -> StoreError:
+        return StoreError(message, source=self.source, where=str(path), hint=hint)
+
+    # Locking
+
+    @contextlib.contextmanager
+    def locked(self, timeout: float) -> Iterator[None]:
+        """Hold the store's lock, waiting up to ``timeout`` seconds for another run."""
+        from filelock import FileLock, Timeout
+
+        self.make_folders()
+        lock = FileLock(str(self.lock_path), timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise self.error(
+                self.lock_path,
+                f"another run has held the lock for more than {timeout:g} s",
+                "wait for it to finish, or raise lock_timeout",
+            ) from None
+        except OSError as error:
+            raise self.error(self.lock_path, f"cannot create the lock: {error.strerror}") from None
+        try:
+            self.remove_stale_temporaries()
+            yield
+        finally:
+            lock.release()
+
+    def make_folders(self) -> None:
+        try:
+            self.versions_path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise self.error(self.versions_path, f"cannot create the folder: {error.strerror}") from None
+
+    def remove_stale_temporaries(self) -> None:
+        # Left by a run killed between creating and renaming a file; only called
+        # while the lock is held, so no other run is writing them now.
+        for folder in (self.path, self.versions_path):
+            for temporary in folder.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    temporary.unlink()
+
+    # Reading
+
+    def version_numbers(self) -> list[int]:
+        """Return the numbers of the stored versions in ascending order."""
+        try:
+            names = os.listdir(self.versions_path)
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise self.error(self.versions_path, f"cannot list: {error.strerror}") from None
+        numbers = (VERSION_FILE.match(name) for name in names)
+        return sorted(int(match.group(1)) for match in numbers if match)
+
+    def version_path(self, number: int) -> Path:
+        return self.versions_path / f"{number:06d}.yaml"
+
+    def load_version(self, number: int) -> dict:
+        """Load, validate and return version ``number``."""
+        path = self.version_path(number)
+        document = self.read_yaml(path)
+        if document is None:
+            known = self.version_numbers()
+            raise self.error(
+                path,
+                f"version {number} does not exist",
+                f"stored versions: {_ranges(known)}" if known else "the store is empty",
+            )
+        validate_snapshot(document, self.source, number, path)
+        return document
+
+    def latest(self) -> dict | None:
+        """Return the newest stored version, or None for an empty store."""
+        numbers = self.version_numbers()
+        return self.load_version(numbers[-1]) if numbers else None
+
+    def load_state(self) -> dict | None:
+        """Return the validated state file, or None before the first successful run."""
+        document = self.read_yaml(self.state_path)
+        if document is not None:
+            validate_state(document, self.source, self.state_path)
+        return document
+
+    def read_yaml(self, path: Path) -> dict | None:
+        """Parse a store file with the safe loader; None when it does not exist."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except UnicodeDecodeError:
+            raise self.error(path, "the file is not UTF-8 text", _DAMAGED_HINT) from None
+        except OSError as error:
+            raise self.error(path, f"cannot read: {error.strerror}") from None
+        try:
+            return yamlio.load(text)
+        except yaml.constructor.ConstructorError as error:
+            raise self.error(
+                path,
+                f"the file is not plain data ({error.problem})",
+                "snapshots hold only strings, numbers, lists and mappings; "
+                "delete the file or restore it from a backup",
+            ) from None
+        except yaml.YAMLError as error:
+            raise self.error(
+                path, f"invalid YAML: {' '.join(str(error).split())}", _DAMAGED_HINT
+            ) from None
+
+    # Writing
+
+    def next_version_number(self, state: dict | None) -> int:
+        numbers = self.version_numbers()
+        highest = max(numbers[-1] if numbers else 0, state["last_version"] if state else 0)
+        return highest + 1
+
+    def write_version(self, document: dict) -> Path:
+        """Write a new version and point ``latest.yaml`` at it. Call with the lock held."""
+        document["checksum"] = checksum(document)
+        validate_snapshot(document, self.source, document["version"], "(new version)")
+        data = yamlio.dump(document).encode("utf-8")
+        path = self.version_path(document["version"])
+        if path.exists():
+            raise self.error(path, "refusing to overwrite an existing version")
+        self.write_atomic(path, data)
+        self.write_atomic(self.latest_path, data)
+        return path
+
+    def repair_latest(self, number: int) -> None:
+        """Make ``latest.yaml`` a copy of version ``number`` again if it is not."""
+        data = self.version_path(number).read_bytes()
+        try:
+            current = self.latest_path.read_bytes()
+        except FileNotFoundError:
+            current = None
+        if current != data:
+            log.warning("%s: restoring %s from version %d", self.source, self.latest_path, number)
+            self.write_atomic(self.latest_path, data)
+
+    def write_state(self, state: dict) -> None:
+        state["checksum"] = checksum(state)
+        validate_state(state, self.source, "(new state)")
+        self.write_atomic(self.state_path, yamlio.dump(state).encode("utf-8"))
+
+    def write_atomic(self, path: Path, data: bytes) -> None:
+        """Replace ``path`` with ``data`` so that readers see the old or the new file."""
+        temporary = None
+        try:
+            descriptor, temporary = tempfile.mkstemp(
+                prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+            )
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+            temporary = None
+            _fsync_folder(path.parent)
+        except OSError as error:
+            raise self.error(path, f"cannot write: {error.strerror or error}", _write_hint(error)) from None
+        finally:
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+
+
+_DAMAGED_HINT = (
+    "the file is damaged; restore it from a backup, or delete it and the versions "
+    "after it so the next sync rebuilds from the page"
+)
+
+
+def _write_hint(error: OSError) -> str | None:
+    if error.errno == errno.ENOSPC:
+        return "the disk is full; free space and run again, nothing was lost"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the snapshots folder is not writable; fix its permissions or snapshots_dir"
+    return None
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename itself durable. Not every platform can open a folder.
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _ranges(numbers: list[int]) -> str:
+    if not numbers:
+        return "none"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{numbers[0]} to {numbers[-1]}" if len(numbers) > 1 else str(numbers[0])
+    return ", ".join(map(str, numbers))
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise _Invalid(message)
+
+
+def _check_keys(document: object, keys: tuple[str, ...], what: str) -> None:
+    _require(isinstance(document, dict), f"{what} is not a mapping")
+    missing = [key for key in keys if key not in document]
+    unknown = [key for key in document if key not in keys]
+    _require(not missing, f"{what} lacks {', '.join(missing)} (cut short?)")
+    _require(not unknown, f"{what} has unknown keys {', '.join(map(str, unknown))}")
+
+
+def _check_schema_version(document: dict) -> None:
+    schema = document.get("schema_version")
+    _require(type(schema) is int, f"schema_version is {schema!r}, expected a whole number")
+    _require(
+        schema <= SCHEMA_VERSION,
+        f"schema_version {schema} was written by a newer scraper (this one reads "
+        f"{SCHEMA_VERSION}); upgrade scraper",
+    )
+    _require(schema == SCHEMA_VERSION, f"unsupported schema_version {schema}")
+
+
+def _check_text(value: object, what: str, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    _require(
+        type(value) is str,
+        f"{what} is {value!r} ({type(value).__name__}), expected a quoted string",
+    )
+
+
+def _check_timestamp(value: object, what: str) -> None:
+    _check_text(value, what)
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Invalid(f"{what} {value!r} is not an ISO 8601 time") from None
+
+
+def _check_row(row: object, what: str) -> None:
+    _require(isinstance(row, dict) and row, f"{what} is not a non-empty mapping")
+    for name, value in row.items():
+        _check_text(name, f"{what} field name")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, f"{what} {name} key")
+                _check_text(item, f"{what} {name}.{key}")
+        else:
+            _check_text(value, f"{what} {name}")
+
+
+def _check_diff(diff: object) -> None:
+    _check_keys(diff, ("previous_version", "added", "removed", "changed"), "diff")
+    previous = diff["previous_version"]
+    _require(previous is None or type(previous) is int, "diff.previous_version is not a number")
+    for name in ("added", "removed"):
+        _require(isinstance(diff[name], list), f"diff.{name} is not a list")
+        for index, row in enumerate(diff[name]):
+            _check_row(row, f"diff.{name}[{index}]")
+    _require(isinstance(diff["changed"], list), "diff.changed is not a list")
+    for index, change in enumerate(diff["changed"]):
+        what = f"diff.changed[{index}]"
+        _check_keys(change, ("key", "fields"), what)
+        _check_text(change["key"], f"{what}.key")
+        _require(isinstance(change["fields"], dict), f"{what}.fields is not a mapping")
+        for path, values in change["fields"].items():
+            _check_keys(values, ("old", "new"), f"{what}.fields.{path}")
+            _check_text(values["old"], f"{what}.fields.{path}.old", optional=True)
+            _check_text(values["new"], f"{what}.fields.{path}.new", optional=True)
+
+
+def validate_snapshot(document: object, source: str, number: int, path: object) -> None:
+    """Raise StoreError unless ``document`` is a complete, intact snapshot."""
+    try:
+        _check_snapshot(document, source, number)
+    except _Invalid as error:
+        raise StoreError(
+            f"invalid snapshot: {error}",
+            source=source,
+            where=str(path),
+            hint=_DAMAGED_HINT,
+        ) from None
+
+
+def _check_snapshot(document: object, source: str, number: int) -> None:
+    _require(isinstance(document, dict), "the file is not a mapping")
+    _check_schema_version(document)
+    _check_keys(document, SNAPSHOT_KEYS, "the snapshot")
+    _require(document["source"] == source, f"source is {document['source']!r}, expected {source!r}")
+    _require(
+        type(document["version"]) is int and document["version"] == number,
+        f"version is {document['version']!r}, expected {number}",
+    )
+    for name in ("url", "final_url", "page_sha256", "tool_version"):
+        _check_text(document[name], name)
+    _check_timestamp(document["fetched_at"], "fetched_at")
+    http = document["http"]
+    _check_keys(http, ("status", "etag", "last_modified", "encoding"), "http")
+    _require(http["status"] is None or type(http["status"]) is int, "http.status is not a number")
+    for name in ("etag", "last_modified", "encoding"):
+        _check_text(http[name], f"http.{name}", optional=True)
+    rows = document["rows"]
+    _require(isinstance(rows, list) and rows, "rows is not a non-empty list")
+    for index, row in enumerate(rows):
+        _check_row(row, f"rows[{index}]")
+    _require(
+        document["row_count"] == len(rows),
+        f"row_count is {document['row_count']!r} but the file holds {len(rows)} rows",
+    )
+    _check_diff(document["diff"])
+    _require(document["checksum"] == checksum(document), "the checksum does not match the content")
+
+
+def validate_state(document: object, source: str, path: object) -> None:
+    """Raise StoreError unless ``document`` is an intact state file."""
+    try:
+        _require(isinstance(document, dict), "the file is not a mapping")
+        _check_schema_version(document)
+        _check_keys(document, STATE_KEYS, "the state file")
+        _require(document["source"] == source, f"source is {document['source']!r}")
+        _require(
+            type(document["last_version"]) is int and document["last_version"] >= 0,
+            "last_version is not a whole number",
+        )
+        _check_timestamp(document["last_checked"], "last_checked")
+        _check_text(document["last_result"], "last_result")
+        validators = document["validators"]
+        _check_keys(validators, ("url", "etag", "last_modified"), "validators")
+        for name in ("url", "etag", "last_modified"):
+            _check_text(validators[name], f"validators.{name}", optional=True)
+        _require(document["checksum"] == checksum(document), "the checksum does not match")
+    except _Invalid as error:
+        raise StoreError(
+            f"invalid state file: {error}",
+            source=source,
+            where=str(path),
+            hint="delete state.yaml; the next sync rebuilds it from the versions",
+        ) from None

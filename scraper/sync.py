@@ -1,0 +1,147 @@
+"""One sync of a source: fetch, parse, compare with the latest version, write on change.
+
+The page is fetched and parsed before the store is locked or touched, so a failed
+fetch or a page whose table changed shape leaves every file of the store as it was.
+The lock is held only to re-read the latest version, compare and write, which is
+what keeps two runs at once from writing the same version twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from . import __version__
+from .config import Config, Source
+from .diff import Diff, compare
+from .errors import ScraperError
+from .fetch import Page, Validators, fetch_page
+from .parse import parse_page
+from .store import SCHEMA_VERSION, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncResult:
+    """The outcome of syncing one source."""
+
+    source: str
+    status: str  # "changed", "unchanged", "not-modified" or "error"
+    version: int | None = None
+    diff: Diff | None = None
+    error: ScraperError | None = None
+
+    def summary(self) -> str:
+        if self.status == "changed":
+            return f"{self.source}: changed, version {self.version} ({self.diff.counts()})"
+        if self.status == "unchanged":
+            return f"{self.source}: unchanged, version {self.version}"
+        if self.status == "not-modified":
+            return f"{self.source}: unchanged (HTTP 304 not modified), version {self.version}"
+        return f"{self.source}: error: {self.error.stage}: {self.error.message}"
+
+
+def sync_source(config: Config, source: Source, url: str | None = None, session=None) -> SyncResult:
+    """Sync one source and return the result. Raises ScraperError on failure."""
+    store = Store(config.snapshots_dir, source.name)
+    url = url or source.url
+    validators = _stored_validators(store, url)
+    page = fetch_page(source, validators, session=session, url=url)
+    if page.not_modified:
+        with store.locked(config.lock_timeout):
+            return _record_unchanged(store, page, url, "not-modified")
+    log.info(
+        "%s: fetched %d bytes from %s (charset %s from %s)",
+        source.name, len(page.content), page.describe(), page.encoding, page.encoding_source,
+    )
+    rows = parse_page(page.text, source, page.describe())
+    log.info("%s: parsed %d rows", source.name, len(rows))
+    with store.locked(config.lock_timeout):
+        latest = store.latest()
+        diff = compare(latest["rows"] if latest else [], rows, source.key)
+        if latest is not None and not diff:
+            return _record_unchanged(store, page, url, "unchanged")
+        return _write_change(store, source, page, url, rows, diff, latest)
+
+
+def _stored_validators(store: Store, url: str) -> Validators | None:
+    # Validators are only trusted for the URL they came from and while a version
+    # exists to compare with; otherwise a 304 would leave nothing to report.
+    state = store.load_state()
+    if state is None or state["validators"]["url"] != url or not store.version_numbers():
+        return None
+    validators = Validators(
+        etag=state["validators"]["etag"],
+        last_modified=state["validators"]["last_modified"],
+    )
+    return validators or None
+
+
+def _record_unchanged(store: Store, page: Page, url: str, status: str) -> SyncResult:
+    latest_number = store.version_numbers()[-1]
+    store.latest()  # Validates the baseline even when the server answered 304.
+    store.repair_latest(latest_number)
+    _write_state(store, page, url, status, latest_number)
+    log.info("%s: %s, latest version %d", store.source, status, latest_number)
+    return SyncResult(store.source, status, version=latest_number)
+
+
+def _write_change(
+    store: Store,
+    source: Source,
+    page: Page,
+    url: str,
+    rows: list,
+    diff: Diff,
+    latest: dict | None,
+) -> SyncResult:
+    state = store.load_state()
+    number = store.next_version_number(state)
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "source": source.name,
+        "version": number,
+        "url": url,
+        "final_url": page.final_url,
+        "fetched_at": _timestamp(page.fetched_at),
+        "page_sha256": page.sha256,
+        "http": {
+            "status": page.status,
+            "etag": page.validators.etag,
+            "last_modified": page.validators.last_modified,
+            "encoding": page.encoding,
+        },
+        "tool_version": __version__,
+        "row_count": len(rows),
+        "rows": rows,
+        "diff": {"previous_version": latest["version"] if latest else None, **diff.to_data()},
+    }
+    path = store.write_version(document)
+    _write_state(store, page, url, "changed", number)
+    log.info("%s: wrote version %d to %s (%s)", source.name, number, path, diff.counts())
+    return SyncResult(source.name, "changed", version=number, diff=diff)
+
+
+def _write_state(store: Store, page: Page, url: str, result: str, last_version: int) -> None:
+    previous = store.load_state()
+    highest = max(last_version, previous["last_version"] if previous else 0)
+    store.write_state(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "source": store.source,
+            "last_version": highest,
+            "last_checked": _timestamp(page.fetched_at),
+            "last_result": result,
+            "validators": {
+                "url": url,
+                "etag": page.validators.etag,
+                "last_modified": page.validators.last_modified,
+            },
+        }
+    )
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
