@@ -360,6 +360,12 @@ class _Validator:
                         _join(item_path, required), "missing", _MISSING_HINTS[required]
                     )
             field_name = self.text(values["field"], _join(item_path, "field"))
+            if field_name == "notes":
+                raise self.fail(
+                    _join(item_path, "field"),
+                    "the field name 'notes' is reserved for notes found in cells",
+                    "choose another field name",
+                )
             if not FIELD_NAME_PATTERN.match(field_name):
                 raise self.fail(
                     _join(item_path, "field"),

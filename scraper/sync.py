@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from . import __version__
 from .config import Config, Source
 from .diff import Diff, compare
-from .errors import ScraperError
+from .errors import ScraperError, StoreError
 from .fetch import Page, Validators, fetch_page
 from .parse import parse_page
 from .store import SCHEMA_VERSION, Store
@@ -80,8 +80,15 @@ def _stored_validators(store: Store, url: str) -> Validators | None:
 
 
 def _record_unchanged(store: Store, page: Page, url: str, status: str) -> SyncResult:
-    latest_number = store.version_numbers()[-1]
-    store.latest()  # Validates the baseline even when the server answered 304.
+    latest = store.latest()  # Validates the baseline even when the server answered 304.
+    if latest is None:
+        raise StoreError(
+            "the store has no versions, but the server answered 304 not modified",
+            source=store.source,
+            where=str(store.path),
+            hint="run sync again; it fetches the page without validators",
+        )
+    latest_number = latest["version"]
     store.repair_latest(latest_number)
     _write_state(store, page, url, status, latest_number)
     log.info("%s: %s, latest version %d", store.source, status, latest_number)

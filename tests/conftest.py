@@ -1,0 +1,157 @@
+"""Shared fixtures: a scripted HTTP server, config files and CLI runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from scraper import cli
+from tests.httpserver import Reply, ScriptedServer
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+CASES = FIXTURES / "cases"
+PAGE_PATH = "/byoos/capi-image-builder/comp-matrix-capi-builder/"
+
+# Fetch settings that keep failing runs short; individual tests override them.
+FAST_FETCH = {
+    "connect_timeout": 2,
+    "read_timeout": 2,
+    "deadline": 10,
+    "retries": 1,
+    "backoff_factor": 0,
+    "max_retry_after": 5,
+}
+
+SOURCE_COLUMNS = """\
+    key: kubernetes_version
+    columns:
+      - header: Kubernetes Version
+        field: kubernetes_version
+        parse: version
+      - header: Dependencies Version
+        field: dependencies
+        parse: key_value
+"""
+
+
+def fixture_bytes(name: str) -> bytes:
+    """Return the bytes of a file under fixtures/ (``cases/...`` for the fault cases)."""
+    return (FIXTURES / name).read_bytes()
+
+
+def write_config(
+    folder: Path,
+    url: str,
+    fetch: dict | None = None,
+    extra_source: str = "",
+    lock_timeout: float = 5,
+) -> Path:
+    """Write a one-source config.yaml into ``folder`` and return its path."""
+    settings = {**FAST_FETCH, **(fetch or {})}
+    fetch_lines = "".join(f"  {key}: {_yaml_value(value)}\n" for key, value in settings.items())
+    text = (
+        "snapshots_dir: snapshots\n"
+        f"lock_timeout: {lock_timeout}\n"
+        "fetch:\n"
+        f"{fetch_lines}"
+        "sources:\n"
+        "  - name: capi-image-builder\n"
+        f"    url: {url}\n"
+        f"{SOURCE_COLUMNS}"
+        f"{extra_source}"
+    )
+    path = folder / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _yaml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(str(item) for item in value) + "]"
+    return str(value)
+
+
+def store_files(folder: Path) -> dict[str, bytes]:
+    """Return every file under ``folder`` (relative path to bytes), for exact comparisons."""
+    if not folder.exists():
+        return {}
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@dataclass
+class Result:
+    """Exit code and captured output of one CLI run."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def server():
+    """A scripted HTTP server on 127.0.0.1 with a free port, closed after the test."""
+    with ScriptedServer() as scripted:
+        yield scripted
+
+
+@pytest.fixture
+def serve_page(server):
+    """Route the matrix page path to a fixture file (or bytes) and return its URL."""
+
+    def serve(content: str | bytes, path: str = PAGE_PATH, **reply) -> str:
+        body = fixture_bytes(content) if isinstance(content, str) else content
+        server.route(path, Reply.html(body, **reply))
+        return server.url(path)
+
+    return serve
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """An empty working folder that is also the current directory."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def scraper(workdir, capsys):
+    """Run the CLI in this process with the working folder's config.yaml."""
+
+    def run(*args: str) -> Result:
+        code = cli.main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def scraper_process(workdir):
+    """Run ``python -m scraper`` as a real process in the working folder."""
+
+    def run(*args: str, timeout: float = 60) -> Result:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        completed = subprocess.run(
+            [sys.executable, "-m", "scraper", *args],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        return Result(completed.returncode, completed.stdout, completed.stderr)
+
+    return run
