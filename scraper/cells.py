@@ -1,4 +1,4 @@
-"""Turn a table cell into the lines of text a reader sees.
+"""Extract the lines of text that a reader of a table cell can see.
 
 Line breaks come from ``<br>`` elements, from block elements and from the literal text
 ``<br>`` (a Markdown author's ``<br/>`` inside a code span renders as that text and is
@@ -133,8 +133,9 @@ def _append_text(text: str | None, pieces: list[str], in_pre: bool) -> None:
 
 
 def _collect_nested_table(table: etree._Element, pieces: list[str]) -> None:
-    # A two-column table inside a cell reads as one "key = value" line a row; any
-    # other shape reads as its cells side by side, which the cell parser rejects.
+    # Each row of a two-column table inside a cell becomes one "key = value" line.
+    # Rows of any other shape become their cells side by side, which the cell
+    # parser then rejects.
     for row in table_rows(table):
         texts = [cell_text(cell) for cell in row_cells(row)]
         texts = [text for text in texts if text]

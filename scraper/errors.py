@@ -63,7 +63,7 @@ class ConfigError(ScraperError):
 
 
 class UsageError(ConfigError):
-    """The command line asks for something that cannot be done."""
+    """The command line requests something that cannot be done."""
 
     stage = "usage"
 

@@ -52,7 +52,7 @@ class Validators:
 
 @dataclass
 class Page:
-    """A fetched page, or a 304 answer when ``not_modified`` is true."""
+    """A fetched page, or a 304 response when ``not_modified`` is true."""
 
     url: str
     final_url: str

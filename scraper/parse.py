@@ -1,6 +1,6 @@
 """Find the source's table in a page and parse it into rows.
 
-The table is the one whose header row holds exactly the configured header texts,
+The table is the one whose header row contains exactly the configured header texts,
 wherever it sits in the page and whether or not it has ``thead``/``tbody``. Each data
 row becomes a dict of plain strings keyed by the columns' field names, for example::
 
@@ -39,6 +39,7 @@ REPLACEMENT_CHARACTER = "\ufffd"
 
 _VERSION = r"v?\d+(?:\.\d+)+(?:[-+~][0-9A-Za-z]+(?:[.+~-][0-9A-Za-z]+)*)?"
 VERSION_PATTERN = re.compile(rf"^{_VERSION}$")
+_VERSION_ANYWHERE = re.compile(rf"(?<![\w.]){_VERSION}(?![\w.])")
 _NOTE_SPLIT = re.compile(r"^(?P<head>[^()]*?)\s*(?:\((?P<note>[^()]*)\))?$")
 _VERSION_WITH_MARKER = re.compile(
     rf"^(?P<value>{_VERSION})\s*(?:\[\s*\d{{1,3}}\s*\]|[*†‡§¶])*$"
@@ -280,7 +281,7 @@ class TableReader:
         ordered = [texts[c] for c in sorted(texts)]
         if sorted(normalize_header(text) for text in ordered) == sorted(self.expected):
             return None  # A repeated header row.
-        if len(columns) > 1 and len(set(map(id, slots.values()))) == 1:
+        if self.is_divider(slots, columns):
             log.debug("%s: skipping divider row %d %r", self.source.name, number, ordered[0])
             return None
         if sorted(slots) != list(range(len(columns))):
@@ -300,6 +301,18 @@ class TableReader:
         if notes:
             ordered_row[NOTES_FIELD] = dict(sorted(notes.items()))
         return ordered_row
+
+    def is_divider(self, slots: dict, columns: list[Column]) -> bool:
+        """Return whether the row is one label cell spanning the table, like "Supported".
+
+        A spanning cell that contains a version is data in the wrong shape, not a
+        label, so it falls through to the cell count check and fails loudly.
+        """
+        spans_all = sorted(slots) == list(range(len(columns)))
+        one_cell = len({id(cell) for cell in slots.values()}) == 1
+        if len(columns) < 2 or not spans_all or not one_cell:
+            return False
+        return not _VERSION_ANYWHERE.search(normalize_version(cell_text(slots[0])))
 
     def row_label(self, slots: dict, columns: list[Column], number: int) -> str:
         key_index = next(i for i, c in enumerate(columns) if c.field == self.source.key)

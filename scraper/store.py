@@ -106,8 +106,8 @@ class Store:
             raise self.error(self.versions_path, f"cannot create the folder: {error.strerror}") from None
 
     def remove_stale_temporaries(self) -> None:
-        # Left by a run killed between creating and renaming a file; only called
-        # while the lock is held, so no other run is writing them now.
+        # A run killed between creating and renaming a file leaves these behind.
+        # This runs only while the lock is held, so no other run is writing them.
         for folder in (self.path, self.versions_path):
             for temporary in folder.glob(".*.tmp"):
                 with contextlib.suppress(OSError):

@@ -67,8 +67,8 @@ def sync_source(config: Config, source: Source, url: str | None = None, session=
 
 
 def _stored_validators(store: Store, url: str) -> Validators | None:
-    # Validators are only trusted for the URL they came from and while a version
-    # exists to compare with; otherwise a 304 would leave nothing to report.
+    # Validators are used only for the URL they came from, and only while a version
+    # exists, because a 304 without a stored version leaves nothing to compare.
     state = store.load_state()
     if state is None or state["validators"]["url"] != url or not store.version_numbers():
         return None
@@ -80,7 +80,7 @@ def _stored_validators(store: Store, url: str) -> Validators | None:
 
 
 def _record_unchanged(store: Store, page: Page, url: str, status: str) -> SyncResult:
-    latest = store.latest()  # Validates the baseline even when the server answered 304.
+    latest = store.latest()  # Validates the baseline even after a 304 response.
     if latest is None:
         raise StoreError(
             "the store has no versions, but the server answered 304 not modified",

@@ -99,6 +99,13 @@ class Result:
     err: str
 
 
+@pytest.fixture(autouse=True)
+def no_proxy_for_loopback(monkeypatch):
+    """Keep requests to the local test server away from any proxy set in the environment."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+
+
 @pytest.fixture
 def server():
     """A scripted HTTP server on 127.0.0.1 with a free port, closed after the test."""
