@@ -15,6 +15,7 @@ import email.utils
 import hashlib
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
 import requests
+import urllib3
 from urllib3.util.retry import Retry
 
 from . import __version__
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 HTML_MEDIA_TYPES = ("text/html", "application/xhtml+xml")
 MAX_REDIRECTS = 10
+# Seconds past the deadline allowed for the worker's own deadline checks to fire
+# before the caller stops waiting for it.
+DEADLINE_GRACE = 1.0
 CHUNK_SIZE = 16 * 1024
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 
@@ -82,6 +87,7 @@ class _RequestState:
     deadline: float
     origin_host: str
     allowed_hosts: tuple[str, ...]
+    phase: str = "waiting for the response"
 
 
 _STATE: contextvars.ContextVar[_RequestState] = contextvars.ContextVar("fetch_state")
@@ -234,11 +240,33 @@ def _fetch_http(
         origin_host=(urlsplit(url).hostname or "").lower(),
         allowed_hosts=settings.allow_redirect_hosts,
     )
-    token = _STATE.set(state)
-    try:
-        return _fetch_with_body_retries(source, url, validators, session, state)
-    finally:
-        _STATE.reset(token)
+    outcome: dict = {}
+
+    def fetch_in_thread() -> None:
+        _STATE.set(state)
+        try:
+            outcome["page"] = _fetch_with_body_retries(source, url, validators, session, state)
+        except BaseException as error:  # noqa: BLE001 - handed to the calling thread
+            outcome["error"] = error
+
+    # Socket timeouts bound each read, not the whole exchange: a server that sends
+    # its headers a byte at a time could hold a read loop for hours. The fetch runs
+    # in a worker thread so the caller can give up when the deadline passes.
+    worker = threading.Thread(target=fetch_in_thread, name=f"fetch {source.name}", daemon=True)
+    worker.start()
+    worker.join(settings.deadline + DEADLINE_GRACE)
+    if worker.is_alive():
+        # NOTE: the worker is left to end on its own; each of its socket reads still
+        # times out after read_timeout, and the process can exit without it.
+        raise _fetch_error(
+            source,
+            url,
+            f"overall deadline of {settings.deadline:g} s passed while {state.phase}",
+            hint="the server sends too slowly; raise fetch.deadline or try later",
+        )
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["page"]
 
 
 def _fetch_with_body_retries(
@@ -397,9 +425,13 @@ def _read_body(
         raise _too_large(source, response.url, f"Content-Length is {declared}")
     chunks: list[bytes] = []
     size = 0
+    state.phase = "reading the body"
     try:
-        for chunk in response.iter_content(CHUNK_SIZE):
+        # read1 returns whatever one socket read brought, so the deadline is checked
+        # even when a server drips a byte at a time.
+        while chunk := response.raw.read1(CHUNK_SIZE, decode_content=True):
             size += len(chunk)
+            state.phase = f"reading the body ({size} bytes received)"
             if size > settings.max_bytes:
                 raise _too_large(source, response.url, f"received over {size} bytes")
             if time.monotonic() > state.deadline:
@@ -411,13 +443,13 @@ def _read_body(
                     hint="the server sends too slowly; raise fetch.deadline or try later",
                 )
             chunks.append(chunk)
-    except requests.exceptions.ContentDecodingError as error:
+    except urllib3.exceptions.DecodeError as error:
         raise _fetch_error(
             source,
             response.url,
             f"cannot decode the body as Content-Encoding {encoded!r}: {_first_line(error)}",
         ) from None
-    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as error:
+    except (urllib3.exceptions.HTTPError, OSError) as error:
         reason = _describe_request_error(error, settings)
         raise _BodyBroken(
             f"the body broke off after {size} bytes"
@@ -493,7 +525,7 @@ def _describe_request_error(error: Exception, settings: FetchSettings) -> str:
         return "connection refused"
     if isinstance(error, requests.exceptions.SSLError):
         return f"TLS verification failed: {_first_line(error)}"
-    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+    if isinstance(error, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
         return f"incomplete body: {_first_line(error)}"
     return _first_line(error)
 
