@@ -129,10 +129,12 @@ def load_config(path: str | Path) -> Config:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
+        detail = " ".join(str(error).split()).replace('"<unicode string>"', path.name)
+        duplicate = "duplicate key" in detail
         raise ConfigError(
-            f"invalid YAML: {' '.join(str(error).split())}",
+            f"invalid YAML: {detail}",
             where=str(path),
-            hint="fix the syntax at the line and column shown",
+            hint="remove one of the two keys" if duplicate else "fix the syntax at the line and column shown",
         ) from None
     return _Validator(path).config(data)
 

@@ -150,19 +150,23 @@ class Store:
 
     def load_state(self) -> dict | None:
         """Return the validated state file, or None before the first successful run."""
-        document = self.read_yaml(self.state_path)
+        document = self.read_yaml(self.state_path, hint=_STATE_HINT)
         if document is not None:
             validate_state(document, self.source, self.state_path)
         return document
 
-    def read_yaml(self, path: Path) -> dict | None:
-        """Parse a store file with the safe loader; None when it does not exist."""
+    def read_yaml(self, path: Path, hint: str | None = None) -> dict | None:
+        """Parse a store file with the safe loader; None when it does not exist.
+
+        ``hint`` is the fix offered for a damaged file.
+        """
+        hint = hint or _DAMAGED_HINT
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except UnicodeDecodeError:
-            raise self.error(path, "the file is not UTF-8 text", _DAMAGED_HINT) from None
+            raise self.error(path, "the file is not UTF-8 text", hint) from None
         except OSError as error:
             raise self.error(path, f"cannot read: {error.strerror}") from None
         try:
@@ -176,7 +180,7 @@ class Store:
             ) from None
         except yaml.YAMLError as error:
             raise self.error(
-                path, f"invalid YAML: {' '.join(str(error).split())}", _DAMAGED_HINT
+                path, f"invalid YAML: {' '.join(str(error).split())}", hint
             ) from None
 
     # Writing
@@ -186,17 +190,42 @@ class Store:
         highest = max(numbers[-1] if numbers else 0, state["last_version"] if state else 0)
         return highest + 1
 
-    def write_version(self, document: dict) -> Path:
-        """Write a new version and point ``latest.yaml`` at it. Call with the lock held."""
+    def write_version(self, document: dict, state: dict) -> Path:
+        """Write a new version, ``latest.yaml`` and ``state.yaml``, or none of them.
+
+        Call with the lock held. If any write fails, the new version file is removed
+        and the previous ``latest.yaml`` and ``state.yaml`` are put back, so the
+        next run sees the change again instead of a half-recorded one.
+        """
         document["checksum"] = checksum(document)
         validate_snapshot(document, self.source, document["version"], "(new version)")
         data = yamlio.dump(document).encode("utf-8")
         path = self.version_path(document["version"])
         if path.exists():
             raise self.error(path, "refusing to overwrite an existing version")
-        self.write_atomic(path, data)
-        self.write_atomic(self.latest_path, data)
+        previous = {target: _read_bytes(target) for target in (self.latest_path, self.state_path)}
+        try:
+            self.write_atomic(path, data)
+            self.write_atomic(self.latest_path, data)
+            self.write_state(state)
+        except StoreError:
+            self.roll_back(path, previous)
+            raise
         return path
+
+    def roll_back(self, new_version: Path, previous: dict[Path, bytes | None]) -> None:
+        """Remove a half-written version and restore the files it replaced."""
+        try:
+            new_version.unlink(missing_ok=True)
+            for target, data in previous.items():
+                if data is None:
+                    target.unlink(missing_ok=True)
+                elif _read_bytes(target) != data:
+                    self.write_atomic(target, data)
+        except (OSError, StoreError) as error:
+            # NOTE: a second failure here leaves the store for the next locked run
+            # to check; the version file is validated before it is ever used.
+            log.error("%s: rolling back %s failed: %s", self.source, new_version, error)
 
     def repair_latest(self, number: int) -> None:
         """Make ``latest.yaml`` a copy of version ``number`` again if it is not."""
@@ -236,6 +265,7 @@ class Store:
                     os.unlink(temporary)
 
 
+_STATE_HINT = "delete state.yaml; the next sync rebuilds it from the versions"
 _DAMAGED_HINT = (
     "the file is damaged; restore it from a backup, or delete it and the versions "
     "after it so the next sync rebuilds from the page"
@@ -248,6 +278,13 @@ def _write_hint(error: OSError) -> str | None:
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "the snapshots folder is not writable; fix its permissions or snapshots_dir"
     return None
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -414,5 +451,5 @@ def validate_state(document: object, source: str, path: object) -> None:
             f"invalid state file: {error}",
             source=source,
             where=str(path),
-            hint="delete state.yaml; the next sync rebuilds it from the versions",
+            hint=_STATE_HINT,
         ) from None

@@ -90,7 +90,9 @@ def _record_unchanged(store: Store, page: Page, url: str, status: str) -> SyncRe
         )
     latest_number = latest["version"]
     store.repair_latest(latest_number)
-    _write_state(store, page, url, status, latest_number)
+    store.write_state(
+        _new_state(store, page, url, status, latest_number, store.load_state())
+    )
     log.info("%s: %s, latest version %d", store.source, status, latest_number)
     return SyncResult(store.source, status, version=latest_number)
 
@@ -125,29 +127,28 @@ def _write_change(
         "rows": rows,
         "diff": {"previous_version": latest["version"] if latest else None, **diff.to_data()},
     }
-    path = store.write_version(document)
-    _write_state(store, page, url, "changed", number)
+    new_state = _new_state(store, page, url, "changed", number, state)
+    path = store.write_version(document, new_state)
     log.info("%s: wrote version %d to %s (%s)", source.name, number, path, diff.counts())
     return SyncResult(source.name, "changed", version=number, diff=diff)
 
 
-def _write_state(store: Store, page: Page, url: str, result: str, last_version: int) -> None:
-    previous = store.load_state()
+def _new_state(
+    store: Store, page: Page, url: str, result: str, last_version: int, previous: dict | None
+) -> dict:
     highest = max(last_version, previous["last_version"] if previous else 0)
-    store.write_state(
-        {
-            "schema_version": SCHEMA_VERSION,
-            "source": store.source,
-            "last_version": highest,
-            "last_checked": _timestamp(page.fetched_at),
-            "last_result": result,
-            "validators": {
-                "url": url,
-                "etag": page.validators.etag,
-                "last_modified": page.validators.last_modified,
-            },
-        }
-    )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "source": store.source,
+        "last_version": highest,
+        "last_checked": _timestamp(page.fetched_at),
+        "last_result": result,
+        "validators": {
+            "url": url,
+            "etag": page.validators.etag,
+            "last_modified": page.validators.last_modified,
+        },
+    }
 
 
 def _timestamp(moment: datetime) -> str:
