@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from .redact import redact_url
+
 
 class ExitCode(enum.IntEnum):
     """Process exit codes, documented in the README."""
@@ -39,7 +41,7 @@ class ScraperError(Exception):
         super().__init__(message)
         self.message = message
         self.source = source
-        self.where = where
+        self.where = redact_url(where) if where else where
         self.hint = hint
 
     def __str__(self) -> str:

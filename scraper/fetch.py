@@ -31,6 +31,7 @@ from . import __version__
 from .charset import decode_html
 from .config import FetchSettings, Source
 from .errors import FetchError
+from .redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,11 @@ class Page:
 
     def describe(self) -> str:
         """Return the final URL, with the redirect chain when there was one."""
+        final = redact_url(self.final_url)
         if not self.redirects:
-            return self.final_url
-        return f"{self.final_url} (redirected from {' -> '.join(self.redirects)})"
+            return final
+        chain = " -> ".join(redact_url(url) for url in self.redirects)
+        return f"{final} (redirected from {chain})"
 
 
 @dataclass
@@ -163,15 +166,16 @@ class _CheckedSession(requests.Session):
             return None
         target = urljoin(resp.url, location)
         parts = urlsplit(target)
+        shown = redact_url(target)
         if parts.scheme not in ("http", "https"):
-            raise _RedirectRefused(f"redirect to {target!r} uses the scheme {parts.scheme!r}")
+            raise _RedirectRefused(f"redirect to {shown!r} uses the scheme {parts.scheme!r}")
         if urlsplit(resp.url).scheme == "https" and parts.scheme == "http":
-            raise _RedirectRefused(f"redirect from HTTPS to plain HTTP ({target})")
+            raise _RedirectRefused(f"redirect from HTTPS to plain HTTP ({shown})")
         state = _STATE.get(None)
         host = (parts.hostname or "").lower()
         if state and host != state.origin_host and host not in state.allowed_hosts:
             raise _RedirectRefused(
-                f"redirect to another host {host!r} ({target}); add it to "
+                f"redirect to another host {host!r} ({shown}); add it to "
                 "fetch.allow_redirect_hosts if the page really moved there"
             )
         return location
@@ -310,7 +314,7 @@ def _fetch_once(
     fetched_at = datetime.now(timezone.utc)
     remaining = max(0.1, state.deadline - time.monotonic())
     timeout = (settings.connect_timeout, min(settings.read_timeout, remaining))
-    log.debug("%s: GET %s (conditional: %s)", source.name, url, bool(headers))
+    log.debug("%s: GET %s (conditional: %s)", source.name, redact_url(url), bool(headers))
     try:
         response = session.get(url, headers=headers, timeout=timeout, stream=True)
     except _RateLimited as error:
@@ -331,7 +335,7 @@ def _fetch_once(
     except _RedirectRefused as error:
         raise _fetch_error(source, url, f"refused {error}") from None
     except requests.exceptions.TooManyRedirects as error:
-        chain = [r.url for r in getattr(error.response, "history", []) or []]
+        chain = [redact_url(r.url) for r in getattr(error.response, "history", []) or []]
         raise _fetch_error(
             source,
             url,

@@ -18,6 +18,7 @@ from .diff import Diff, compare
 from .errors import ScraperError, StoreError
 from .fetch import Page, Validators, fetch_page
 from .parse import parse_page
+from .redact import redact_url
 from .store import SCHEMA_VERSION, Store
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def _stored_validators(store: Store, url: str) -> Validators | None:
     # Validators are used only for the URL they came from, and only while a version
     # exists, because a 304 without a stored version leaves nothing to compare.
     state = store.load_state()
-    if state is None or state["validators"]["url"] != url or not store.version_numbers():
+    stored_url = state["validators"]["url"] if state else None
+    if stored_url != redact_url(url) or not store.version_numbers():
         return None
     validators = Validators(
         etag=state["validators"]["etag"],
@@ -112,8 +114,8 @@ def _write_change(
         "schema_version": SCHEMA_VERSION,
         "source": source.name,
         "version": number,
-        "url": url,
-        "final_url": page.final_url,
+        "url": redact_url(url),
+        "final_url": redact_url(page.final_url),
         "fetched_at": _timestamp(page.fetched_at),
         "page_sha256": page.sha256,
         "http": {
@@ -144,7 +146,7 @@ def _new_state(
         "last_checked": _timestamp(page.fetched_at),
         "last_result": result,
         "validators": {
-            "url": url,
+            "url": redact_url(url),
             "etag": page.validators.etag,
             "last_modified": page.validators.last_modified,
         },
