@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_show(commands, common)
     _add_diff(commands, common)
     _add_history(commands, common)
+    _add_schedule(commands, common)
+    _add_status(commands, common)
     return parser
 
 
@@ -129,6 +131,36 @@ def _add_history(commands, common) -> None:
     parser.set_defaults(handler=command_history)
 
 
+def _add_schedule(commands, common) -> None:
+    parser = commands.add_parser(
+        "schedule",
+        parents=[common],
+        help="run the sync on the configured cron schedule, in the foreground",
+        description="Run in the foreground and sync each source on its cron schedule "
+        "(config.yaml 'schedule'). A run missed while the process was down runs once at "
+        "start. Stop it with SIGTERM or Ctrl-C. Logs go to stderr, at INFO level "
+        "unless -q is given.",
+    )
+    parser.add_argument("--source", metavar="NAME", help="schedule only this source")
+    parser.add_argument(
+        "--run-now", action="store_true", help="also run every job once at start"
+    )
+    parser.set_defaults(handler=command_schedule, default_log_level=logging.INFO)
+
+
+def _add_status(commands, common) -> None:
+    parser = commands.add_parser(
+        "status",
+        parents=[common],
+        help="show each source's last check, last success, failures and next run",
+        description="Show, per source: last check, last success, last change, latest "
+        "version, consecutive failures, last error and next scheduled run.",
+    )
+    parser.add_argument("--source", metavar="NAME", help="show only this source")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(handler=command_status)
+
+
 def _version_number(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"invalid version number {text!r}: use 0, 1, 2, ...")
@@ -139,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line and return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
+    _configure_logging(
+        getattr(args, "verbose", 0),
+        getattr(args, "quiet", False),
+        getattr(args, "default_log_level", logging.WARNING),
+    )
     show_traceback = getattr(args, "traceback", False)
     try:
         return int(args.handler(args))
@@ -164,7 +200,7 @@ def _report(error: ScraperError, show_traceback: bool) -> None:
         traceback.print_exception(error)
 
 
-def _configure_logging(verbose: int, quiet: bool) -> None:
+def _configure_logging(verbose: int, quiet: bool, default_level: int) -> None:
     if quiet:
         level = logging.ERROR
     elif verbose >= 2:
@@ -172,9 +208,14 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     elif verbose == 1:
         level = logging.INFO
     else:
-        level = logging.WARNING
+        level = default_level
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("scraper: %(levelname)s: %(message)s"))
+    if default_level < logging.WARNING:
+        # A long-running process: every line needs its time.
+        layout = "%(asctime)s scraper: %(levelname)s: %(message)s"
+    else:
+        layout = "scraper: %(levelname)s: %(message)s"
+    handler.setFormatter(logging.Formatter(layout))
     root = logging.getLogger("scraper")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -201,30 +242,22 @@ def _one_source(config, name: str | None):
 
 
 def command_sync(args) -> int:
-    from .fetch import build_session
-    from .sync import SyncResult, sync_source
+    from .run import run_sync
 
     config = _load_config(args)
     sources = [config.source(args.source)] if args.source else list(config.sources)
     if args.url and len(sources) > 1:
         raise UsageError("--url needs a single source; add --source NAME")
     quiet = getattr(args, "quiet", False)
-    sessions: dict = {}
-    results: list[SyncResult] = []
-    for source in sources:
-        session = sessions.get(source.fetch) or sessions.setdefault(
-            source.fetch, build_session(source.fetch)
-        )
-        try:
-            result = sync_source(config, source, url=args.url, session=session)
-        except ScraperError as error:
-            _report(error, getattr(args, "traceback", False))
-            result = SyncResult(source.name, "error", error=error)
-        results.append(result)
+    show_traceback = getattr(args, "traceback", False)
+
+    def report(result) -> None:
+        if result.error is not None:
+            _report(result.error, show_traceback)
         if not (quiet and result.status in ("unchanged", "not-modified")):
             print(result.summary(), flush=True)
-    for session in sessions.values():
-        session.close()
+
+    results = run_sync(config, sources, url=args.url, on_result=report)
     return _sync_exit_code(results, args.exit_code)
 
 
@@ -332,6 +365,52 @@ def command_history(args) -> int:
             f"{entry['version']:>7}  {entry['fetched_at']:<20}  {entry['rows']:>4}  "
             f"{entry['added']:>5}  {entry['removed']:>7}  {entry['changed']:>7}"
         )
+    return int(ExitCode.OK)
+
+
+def command_schedule(args) -> int:
+    from .schedule import Scheduler
+
+    config = _load_config(args)
+    sources = [config.source(args.source)] if args.source else None
+    return Scheduler(config, sources).run(run_now=args.run_now)
+
+
+def command_status(args) -> int:
+    from . import render
+    from .records import RecordBook
+    from .schedule import next_run, plan_jobs
+    from .store import Store
+
+    config = _load_config(args)
+    sources = [config.source(args.source)] if args.source else list(config.sources)
+    book = RecordBook(config.run_state_dir)
+    upcoming = {}
+    for spec in plan_jobs(config, sources):
+        moment = next_run(spec)
+        for name in spec.sources:
+            upcoming[name] = moment.isoformat() if moment else None
+    entries = []
+    for source in sources:
+        record = book.load(source.name)
+        numbers = Store(config.snapshots_dir, source.name).version_numbers()
+        entries.append(
+            {
+                "source": source.name,
+                "last_check": record.last_check,
+                "last_success": record.last_success,
+                "last_change": record.last_change,
+                "last_result": record.last_result,
+                "latest_version": numbers[-1] if numbers else None,
+                "consecutive_failures": record.consecutive_failures,
+                "last_error": record.last_error,
+                "next_run": upcoming.get(source.name),
+            }
+        )
+    if args.format == "json":
+        print(render.to_json({"sources": entries}))
+    else:
+        print(render.status_text(entries))
     return int(ExitCode.OK)
 
 

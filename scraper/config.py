@@ -20,6 +20,11 @@ PARSE_KINDS = ("version", "key_value", "text")
 SOURCE_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 FIELD_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 URL_SCHEMES = ("http", "https", "file")
+DEFAULT_STATE_DIR = ".scraper-state"
+TOP_LEVEL_KEYS = (
+    "snapshots_dir", "state_dir", "metrics_file", "lock_timeout", "schedule", "notify",
+    "fetch", "sources",
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,31 @@ class FetchSettings:
     allow_redirect_hosts: tuple[str, ...] = ()
     ca_bundle: str | None = None
     require_complete_page: bool = True
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the scheduler runs the sync: a five-field cron expression in a time zone.
+
+    ``jitter`` and ``misfire_grace_time`` are in seconds.
+    """
+
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    jitter: int = 0
+    misfire_grace_time: int = 3600
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Where change and failure notifications go, as Apprise URLs.
+
+    A URL may contain ``${NAME}``, replaced from the environment when it is sent.
+    """
+
+    urls: tuple[str, ...] = ()
+    failure_threshold: int = 3
+    stale_after_hours: float = 48.0
 
 
 @dataclass(frozen=True)
@@ -58,19 +88,12 @@ class Source:
     columns: tuple[Column, ...]
     selector: str | None = None
     fetch: FetchSettings = field(default_factory=FetchSettings)
+    schedule: Schedule = field(default_factory=Schedule)
+    notify: Notify = field(default_factory=Notify)
 
     @property
     def key_column(self) -> Column:
         return next(column for column in self.columns if column.field == self.key)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When the scheduler runs the sync: a five-field cron expression in a time zone."""
-
-    cron: str = "0 2 * * *"
-    timezone: str = "UTC"
-    jitter: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,13 @@ class Config:
     sources: tuple[Source, ...]
     schedule: Schedule = field(default_factory=Schedule)
     lock_timeout: float = 60.0
+    state_dir: Path | None = None
+    metrics_file: Path | None = None
+
+    @property
+    def run_state_dir(self) -> Path:
+        """Folder of run records, the notification outbox and the metrics file."""
+        return self.state_dir or self.path.parent.resolve() / DEFAULT_STATE_DIR
 
     def source(self, name: str) -> Source:
         for source in self.sources:
@@ -196,12 +226,10 @@ class _Validator:
     def config(self, data: Any) -> Config:
         if data is None:
             raise self.fail("(top level)", "the file is empty", "add a 'sources' list")
-        top = self.mapping(
-            data,
-            "(top level)",
-            ("snapshots_dir", "lock_timeout", "schedule", "fetch", "sources"),
-        )
+        top = self.mapping(data, "(top level)", TOP_LEVEL_KEYS)
         defaults = self.fetch_settings(top.get("fetch", {}), "fetch", FetchSettings())
+        schedule = self.schedule(top.get("schedule", {}), "schedule", Schedule())
+        notify = self.notify(top.get("notify", {}), "notify", Notify())
         sources_data = top.get("sources")
         if sources_data is None:
             raise self.fail("sources", "missing", "add a list with at least one source")
@@ -209,7 +237,7 @@ class _Validator:
         if not sources_data:
             raise self.fail("sources", "is empty", "add at least one source")
         sources = tuple(
-            self.source(item, f"sources[{index}]", defaults)
+            self.source(item, f"sources[{index}]", defaults, schedule, notify)
             for index, item in enumerate(sources_data)
         )
         self.check_unique_names(sources)
@@ -219,9 +247,16 @@ class _Validator:
             path=self.path,
             snapshots_dir=(self.base / snapshots).resolve(),
             sources=sources,
-            schedule=self.schedule(top.get("schedule", {})),
+            schedule=schedule,
             lock_timeout=float(lock_timeout),
+            state_dir=self.optional_path(top.get("state_dir"), "state_dir"),
+            metrics_file=self.optional_path(top.get("metrics_file"), "metrics_file"),
         )
+
+    def optional_path(self, value: Any, key_path: str) -> Path | None:
+        if value is None:
+            return None
+        return (self.base / self.text(value, key_path)).resolve()
 
     def check_unique_names(self, sources: tuple[Source, ...]) -> None:
         first_index: dict[str, int] = {}
@@ -235,24 +270,67 @@ class _Validator:
                 )
             first_index[source.name] = index
 
-    def schedule(self, data: Any) -> Schedule:
-        values = self.mapping(data, "schedule", ("cron", "timezone", "jitter"))
-        result = Schedule()
+    def schedule(self, data: Any, key_path: str, defaults: Schedule) -> Schedule:
+        known = tuple(Schedule.__dataclass_fields__)
+        values = self.mapping(data, key_path, known)
+        result = defaults
         if "cron" in values:
-            cron = self.text(values["cron"], "schedule.cron")
+            cron = self.text(values["cron"], _join(key_path, "cron"))
             if len(cron.split()) != 5:
                 raise self.fail(
-                    "schedule.cron",
+                    _join(key_path, "cron"),
                     f"{cron!r} does not have five fields",
                     "write 'minute hour day month weekday', for example '0 2 * * *'",
                 )
             result = replace(result, cron=cron)
         if "timezone" in values:
-            timezone = self.text(values["timezone"], "schedule.timezone")
+            timezone = self.text(values["timezone"], _join(key_path, "timezone"))
+            self.check_timezone(timezone, _join(key_path, "timezone"))
             result = replace(result, timezone=timezone)
-        if "jitter" in values:
-            jitter = self.number(values["jitter"], "schedule.jitter", 0, integer=True)
-            result = replace(result, jitter=jitter)
+        for name in ("jitter", "misfire_grace_time"):
+            if name in values:
+                number = self.number(values[name], _join(key_path, name), 0, integer=True)
+                result = replace(result, **{name: number})
+        return result
+
+    def check_timezone(self, name: str, key_path: str) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(
+                key_path,
+                f"unknown time zone {name!r}",
+                "use an IANA time zone name such as 'UTC' or 'Europe/Berlin'",
+            ) from None
+
+    def notify(self, data: Any, key_path: str, defaults: Notify) -> Notify:
+        known = tuple(Notify.__dataclass_fields__)
+        values = self.mapping(data, key_path, known)
+        result = defaults
+        if "urls" in values:
+            urls_path = _join(key_path, "urls")
+            urls = self.typed(values["urls"], urls_path, list, "a list of Apprise URLs")
+            checked = tuple(
+                self.text(url, f"{urls_path}[{index}]") for index, url in enumerate(urls)
+            )
+            for index, url in enumerate(checked):
+                if "://" not in url and not url.strip().startswith("${"):
+                    raise self.fail(
+                        f"{urls_path}[{index}]",
+                        "not an Apprise URL",
+                        "write a URL such as 'json://host/path' or '${SCRAPER_NOTIFY_URL}'",
+                    )
+            result = replace(result, urls=checked)
+        if "failure_threshold" in values:
+            threshold = self.number(
+                values["failure_threshold"], _join(key_path, "failure_threshold"), 1, integer=True
+            )
+            result = replace(result, failure_threshold=threshold)
+        if "stale_after_hours" in values:
+            hours = self.number(values["stale_after_hours"], _join(key_path, "stale_after_hours"), 0.01)
+            result = replace(result, stale_after_hours=float(hours))
         return result
 
     def fetch_settings(
@@ -296,8 +374,15 @@ class _Validator:
             )
         return replace(defaults, **changes)
 
-    def source(self, data: Any, key_path: str, defaults: FetchSettings) -> Source:
-        known = ("name", "url", "key", "columns", "table", "fetch")
+    def source(
+        self,
+        data: Any,
+        key_path: str,
+        defaults: FetchSettings,
+        schedule: Schedule,
+        notify: Notify,
+    ) -> Source:
+        known = ("name", "url", "key", "columns", "table", "fetch", "schedule", "notify")
         values = self.mapping(data, key_path, known)
         for required in ("name", "url", "key", "columns"):
             if required not in values:
@@ -330,6 +415,10 @@ class _Validator:
             columns=columns,
             selector=selector,
             fetch=fetch,
+            schedule=self.schedule(
+                values.get("schedule", {}), _join(key_path, "schedule"), schedule
+            ),
+            notify=self.notify(values.get("notify", {}), _join(key_path, "notify"), notify),
         )
 
     def url(self, value: Any, key_path: str) -> str:

@@ -20,6 +20,10 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+class Cancelled(Exception):
+    """The process is stopping; the sync gave up before touching any file."""
+
+
 class ScraperError(Exception):
     """An expected failure: reported as one line on stderr with an exit code.
 

@@ -30,7 +30,7 @@ from urllib3.util.retry import Retry
 from . import __version__
 from .charset import decode_html
 from .config import FetchSettings, Source
-from .errors import FetchError
+from .errors import Cancelled, FetchError
 from .redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ MAX_REDIRECTS = 10
 # Seconds past the deadline allowed for the worker's own deadline checks to fire
 # before the caller stops waiting for it.
 DEADLINE_GRACE = 1.0
+# Seconds between checks for a cancelled run while the fetch worker runs.
+CANCEL_POLL = 0.2
 CHUNK_SIZE = 16 * 1024
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 
@@ -216,6 +218,7 @@ def fetch_page(
     validators: Validators | None = None,
     session: requests.Session | None = None,
     url: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> Page:
     """Fetch the page of ``source``, or of ``url`` when given.
 
@@ -228,7 +231,7 @@ def fetch_page(
         own_session = session is None
         session = session or build_session(source.fetch)
         try:
-            return _fetch_http(source, url, validators or Validators(), session)
+            return _fetch_http(source, url, validators or Validators(), session, cancel)
         finally:
             if own_session:
                 session.close()
@@ -236,7 +239,11 @@ def fetch_page(
 
 
 def _fetch_http(
-    source: Source, url: str, validators: Validators, session: requests.Session
+    source: Source,
+    url: str,
+    validators: Validators,
+    session: requests.Session,
+    cancel: threading.Event | None = None,
 ) -> Page:
     settings = source.fetch
     state = _RequestState(
@@ -258,7 +265,11 @@ def _fetch_http(
     # in a worker thread so the caller can give up when the deadline passes.
     worker = threading.Thread(target=fetch_in_thread, name=f"fetch {source.name}", daemon=True)
     worker.start()
-    worker.join(settings.deadline + DEADLINE_GRACE)
+    give_up_at = time.monotonic() + settings.deadline + DEADLINE_GRACE
+    while worker.is_alive() and time.monotonic() < give_up_at:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        worker.join(min(CANCEL_POLL, max(0.0, give_up_at - time.monotonic())))
     if worker.is_alive():
         # NOTE: the worker is left to end on its own; each of its socket reads still
         # times out after read_timeout, and the process can exit without it.

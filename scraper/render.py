@@ -54,3 +54,15 @@ def _value(value: str | None) -> str:
 
 def dump_yaml(data: object) -> str:
     return yamlio.dump(data).rstrip("\n")
+
+
+def status_text(entries: list[dict]) -> str:
+    """Return one block per source with its status fields, "-" for unknown values."""
+    blocks = []
+    for entry in entries:
+        lines = [entry["source"]]
+        for name, value in entry.items():
+            if name != "source":
+                lines.append(f"  {name + ':':<22}{'-' if value is None else value}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

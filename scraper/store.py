@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from . import yamlio
+from .files import replace_atomically
 from .errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -244,25 +244,13 @@ class Store:
         self.write_atomic(self.state_path, yamlio.dump(state).encode("utf-8"))
 
     def write_atomic(self, path: Path, data: bytes) -> None:
-        """Replace ``path`` with ``data`` so that readers see the old or the new file."""
-        temporary = None
+        """Replace ``path`` with ``data`` atomically; raise StoreError on failure."""
         try:
-            descriptor, temporary = tempfile.mkstemp(
-                prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-            )
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-            temporary = None
-            _fsync_folder(path.parent)
+            replace_atomically(path, data)
         except OSError as error:
-            raise self.error(path, f"cannot write: {error.strerror or error}", _write_hint(error)) from None
-        finally:
-            if temporary is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
+            raise self.error(
+                path, f"cannot write: {error.strerror or error}", _write_hint(error)
+            ) from None
 
 
 _STATE_HINT = "delete state.yaml; the next sync rebuilds it from the versions"
@@ -285,20 +273,6 @@ def _read_bytes(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable. Not every platform can open a folder.
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -9,13 +9,14 @@ what keeps two runs at once from writing the same version twice.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from . import __version__
 from .config import Config, Source
 from .diff import Diff, compare
-from .errors import ScraperError, StoreError
+from .errors import Cancelled, ScraperError, StoreError
 from .fetch import Page, Validators, fetch_page
 from .parse import parse_page
 from .redact import redact_url
@@ -33,6 +34,7 @@ class SyncResult:
     version: int | None = None
     diff: Diff | None = None
     error: ScraperError | None = None
+    rows: int | None = None
 
     def summary(self) -> str:
         if self.status == "changed":
@@ -44,12 +46,23 @@ class SyncResult:
         return f"{self.source}: error: {self.error.stage}: {self.error.message}"
 
 
-def sync_source(config: Config, source: Source, url: str | None = None, session=None) -> SyncResult:
-    """Sync one source and return the result. Raises ScraperError on failure."""
+def sync_source(
+    config: Config,
+    source: Source,
+    url: str | None = None,
+    session=None,
+    cancel: threading.Event | None = None,
+) -> SyncResult:
+    """Sync one source and return the result. Raises ScraperError on failure.
+
+    When ``cancel`` is set, raises Cancelled at the next step that has not yet
+    touched a file.
+    """
     store = Store(config.snapshots_dir, source.name)
     url = url or source.url
     validators = _stored_validators(store, url)
-    page = fetch_page(source, validators, session=session, url=url)
+    page = fetch_page(source, validators, session=session, url=url, cancel=cancel)
+    _check_cancel(cancel)
     if page.not_modified:
         with store.locked(config.lock_timeout):
             return _record_unchanged(store, page, url, "not-modified")
@@ -59,12 +72,18 @@ def sync_source(config: Config, source: Source, url: str | None = None, session=
     )
     rows = parse_page(page.text, source, page.describe())
     log.info("%s: parsed %d rows", source.name, len(rows))
+    _check_cancel(cancel)
     with store.locked(config.lock_timeout):
         latest = store.latest()
         diff = compare(latest["rows"] if latest else [], rows, source.key)
         if latest is not None and not diff:
             return _record_unchanged(store, page, url, "unchanged")
         return _write_change(store, source, page, url, rows, diff, latest)
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
 
 
 def _stored_validators(store: Store, url: str) -> Validators | None:
@@ -96,7 +115,7 @@ def _record_unchanged(store: Store, page: Page, url: str, status: str) -> SyncRe
         _new_state(store, page, url, status, latest_number, store.load_state())
     )
     log.info("%s: %s, latest version %d", store.source, status, latest_number)
-    return SyncResult(store.source, status, version=latest_number)
+    return SyncResult(store.source, status, version=latest_number, rows=latest["row_count"])
 
 
 def _write_change(
@@ -132,7 +151,7 @@ def _write_change(
     new_state = _new_state(store, page, url, "changed", number, state)
     path = store.write_version(document, new_state)
     log.info("%s: wrote version %d to %s (%s)", source.name, number, path, diff.counts())
-    return SyncResult(source.name, "changed", version=number, diff=diff)
+    return SyncResult(source.name, "changed", version=number, diff=diff, rows=len(rows))
 
 
 def _new_state(
