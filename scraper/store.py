@@ -203,28 +203,44 @@ class Store:
         path = self.version_path(document["version"])
         if path.exists():
             raise self.error(path, "refusing to overwrite an existing version")
-        previous = {target: _read_bytes(target) for target in (self.latest_path, self.state_path)}
+        backups = {target: self.keep_backup(target) for target in (self.latest_path, self.state_path)}
         try:
             self.write_atomic(path, data)
             self.write_atomic(self.latest_path, data)
             self.write_state(state)
         except StoreError:
-            self.roll_back(path, previous)
+            self.roll_back(path, backups)
             raise
+        finally:
+            for backup in backups.values():
+                if backup is not None:
+                    backup.unlink(missing_ok=True)
         return path
 
-    def roll_back(self, new_version: Path, previous: dict[Path, bytes | None]) -> None:
-        """Remove a half-written version and restore the files it replaced."""
+    def keep_backup(self, target: Path) -> Path | None:
+        """Hard-link ``target`` to a backup name, so restoring it needs no free space."""
+        backup = target.with_name(f".{target.name}.backup.tmp")
+        backup.unlink(missing_ok=True)
+        try:
+            os.link(target, backup)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise self.error(target, f"cannot keep a backup: {error.strerror}") from None
+        return backup
+
+    def roll_back(self, new_version: Path, backups: dict[Path, Path | None]) -> None:
+        """Remove a half-written version and rename the backups back into place."""
         try:
             new_version.unlink(missing_ok=True)
-            for target, data in previous.items():
-                if data is None:
+            for target, backup in backups.items():
+                if backup is None:
                     target.unlink(missing_ok=True)
-                elif _read_bytes(target) != data:
-                    self.write_atomic(target, data)
-        except (OSError, StoreError) as error:
-            # NOTE: a second failure here leaves the store for the next locked run
-            # to check; the version file is validated before it is ever used.
+                else:
+                    os.replace(backup, target)
+        except OSError as error:
+            # NOTE: renames need no free space, so this only fails on a broken file
+            # system; the next locked run validates whatever is left.
             log.error("%s: rolling back %s failed: %s", self.source, new_version, error)
 
     def repair_latest(self, number: int) -> None:

@@ -77,6 +77,8 @@ def sync_source(
         latest = store.latest()
         diff = compare(latest["rows"] if latest else [], rows, source.key)
         if latest is not None and not diff:
+            if _write_was_interrupted(store, latest):
+                return _finish_interrupted(store, page, url, latest)
             return _record_unchanged(store, page, url, "unchanged")
         return _write_change(store, source, page, url, rows, diff, latest)
 
@@ -116,6 +118,22 @@ def _record_unchanged(store: Store, page: Page, url: str, status: str) -> SyncRe
     )
     log.info("%s: %s, latest version %d", store.source, status, latest_number)
     return SyncResult(store.source, status, version=latest_number, rows=latest["row_count"])
+
+
+def _write_was_interrupted(store: Store, latest: dict) -> bool:
+    # state.yaml is written last; if it lags behind the newest version file, the
+    # run that wrote that version was killed before it could report the change.
+    state = store.load_state()
+    return state is not None and state["last_version"] < latest["version"]
+
+
+def _finish_interrupted(store: Store, page: Page, url: str, latest: dict) -> SyncResult:
+    number = latest["version"]
+    log.warning("%s: finishing version %d, whose run was interrupted", store.source, number)
+    store.repair_latest(number)
+    store.write_state(_new_state(store, page, url, "changed", number, store.load_state()))
+    diff = Diff.from_data(latest["diff"])
+    return SyncResult(store.source, "changed", version=number, diff=diff, rows=latest["row_count"])
 
 
 def _write_change(
