@@ -388,6 +388,7 @@ def _read_response(
             hint=_status_hint(response.status_code),
         )
     _check_media_type(source, response)
+    _check_content_encoding(source, response)
     content = _read_body(source, response, state)
     text, encoding, encoding_source = decode_html(
         content, response.headers.get("Content-Type")
@@ -427,6 +428,25 @@ def _check_media_type(source: Source, response: requests.Response) -> None:
             response.url,
             f"expected an HTML page, got Content-Type {header!r}",
             hint="check that the URL points at the page, not a download or API",
+        )
+
+
+def _check_content_encoding(source: Source, response: requests.Response) -> None:
+    # urllib3 passes a body with an encoding it cannot decode through unchanged,
+    # which would then fail to parse with a misleading message.
+    header = response.headers.get("Content-Encoding", "")
+    supported = {"identity", *urllib3.response.HTTPResponse.CONTENT_DECODERS}
+    unknown = [
+        coding for coding in (part.strip().lower() for part in header.split(","))
+        if coding and coding not in supported
+    ]
+    if unknown:
+        raise _fetch_error(
+            source,
+            response.url,
+            f"cannot decode Content-Encoding {header!r}: "
+            f"supported are {', '.join(sorted(supported))}",
+            hint="install brotli or zstandard for those encodings, or ask the server for gzip",
         )
 
 

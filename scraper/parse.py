@@ -24,7 +24,7 @@ import lxml.html
 from lxml import etree
 from packaging.version import InvalidVersion, Version
 
-from .cells import cell_lines, cell_text, normalize_space, row_cells, table_rows
+from .cells import cell_lines, cell_text, is_hidden, normalize_space, row_cells, table_rows
 from .config import Column, Source
 from .errors import ParseError, TableNotFoundError
 
@@ -140,7 +140,7 @@ def _candidate_tables(
     document: etree._Element, source: Source, where: str
 ) -> list[etree._Element]:
     if source.selector is None:
-        return list(document.iter("table"))
+        return [table for table in document.iter("table") if is_visible(table)]
     from lxml.cssselect import CSSSelector
 
     matched = CSSSelector(source.selector)(document)
@@ -155,8 +155,13 @@ def _candidate_tables(
     tables: list[etree._Element] = []
     for element in matched:
         found = _tables_for(element)
-        tables.extend(table for table in found if table not in tables)
+        tables.extend(table for table in found if table not in tables and is_visible(table))
     return tables
+
+
+def is_visible(element: etree._Element) -> bool:
+    """Return whether neither ``element`` nor an ancestor hides it from a reader."""
+    return not is_hidden(element) and not any(map(is_hidden, element.iterancestors()))
 
 
 def _tables_for(element: etree._Element) -> list[etree._Element]:

@@ -51,7 +51,9 @@ def run_sync(
                 break
             if source.fetch not in sessions:
                 sessions[source.fetch] = build_session(source.fetch)
-            result = _sync_one(config, source, url, sessions[source.fetch], cancel)
+            result = _sync_one(
+                config, source, url, sessions[source.fetch], cancel, log_error=on_result is None
+            )
             if result is None:
                 break
             results.append(result)
@@ -73,7 +75,8 @@ def run_sync(
     return results
 
 
-def _sync_one(config, source, url, session, cancel) -> SyncResult | None:
+def _sync_one(config, source, url, session, cancel, log_error: bool) -> SyncResult | None:
+    # With log_error false the caller reports errors itself, so they are not doubled.
     started = time.monotonic()
     log.info("%s: sync started", source.name)
     try:
@@ -82,7 +85,7 @@ def _sync_one(config, source, url, session, cancel) -> SyncResult | None:
         log.warning("%s: sync abandoned because the process is stopping", source.name)
         return None
     except ScraperError as error:
-        log.error("%s", error)
+        log.log(logging.ERROR if log_error else logging.DEBUG, "%s", error)
         result = SyncResult(source.name, "error", error=error)
     log.info(
         "%s: sync finished in %.1f s: %s",
