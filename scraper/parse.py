@@ -58,21 +58,42 @@ def parse_page(text: str, source: Source, where: str) -> list[Row]:
     """
     if source.fetch.require_complete_page:
         check_complete(text, source, where)
-    document = parse_document(text)
+    try:
+        document = parse_document(text)
+    except IncompleteParse as error:
+        raise ParseError(
+            f"the HTML parser stopped early: {error}",
+            source=source.name,
+            where=where,
+            hint="the page nests elements too deeply or is malformed; nothing was stored",
+        ) from None
     table = locate_table(document, source, where)
     return TableReader(source, where).read(table)
 
 
+class IncompleteParse(Exception):
+    """libxml2 gave up part way through the page, so the tree lacks its rest."""
+
+
 def parse_document(text: str) -> etree._Element:
-    """Parse HTML text with lxml; the result always has an ``html`` root."""
+    """Parse HTML text with lxml; the result always has an ``html`` root.
+
+    Raises IncompleteParse on a fatal parser error, such as nesting deeper than
+    libxml2's limit of 256 elements: the parser then drops the rest of the page
+    without raising, which would silently lose rows.
+    """
     parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
     data = text.encode("utf-8", errors="surrogatepass")
     if not data.strip():
         return lxml.html.document_fromstring("<html></html>")
     try:
-        return lxml.html.document_fromstring(data, parser=parser)
+        document = lxml.html.document_fromstring(data, parser=parser)
     except etree.ParserError:
         return lxml.html.document_fromstring("<html></html>")
+    fatal = [entry for entry in parser.error_log if entry.level_name == "FATAL"]
+    if fatal:
+        raise IncompleteParse(f"{fatal[0].message} (line {fatal[0].line})")
+    return document
 
 
 def check_complete(text: str, source: Source, where: str) -> None:

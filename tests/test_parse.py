@@ -813,3 +813,22 @@ def test_full_site_capture():
         {"kubernetes_version": "1.29.4", "dependencies": PINS},
         {"kubernetes_version": "1.30.4", "dependencies": PINS},
     ]
+
+
+@pytest.mark.parametrize("depth", [300, 5000])
+def test_deep_nesting_rejected(depth):
+    # libxml2 stops building the tree past 256 levels without raising; the rows
+    # after that point would silently vanish.
+    page = fixture_bytes("matrix-4rows-asc.html").decode("utf-8")
+    deep = "<span>" * depth + "1.30.4" + "</span>" * depth
+    assert page.count("<td>1.30.4</td>") == 1
+    with pytest.raises(ParseError) as error:
+        parse(page.replace("<td>1.30.4</td>", f"<td>{deep}</td>"))
+    assert "Excessive depth" in str(error.value)
+
+
+def test_moderate_nesting_parses():
+    page = fixture_bytes("matrix-4rows-asc.html").decode("utf-8")
+    deep = "<span>" * 100 + "1.30.4" + "</span>" * 100
+    rows = parse(page.replace("<td>1.30.4</td>", f"<td>{deep}</td>"))
+    assert [row["kubernetes_version"] for row in rows][-1] == "1.30.4"
