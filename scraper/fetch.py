@@ -327,7 +327,15 @@ def _fetch_once(
     timeout = (settings.connect_timeout, min(settings.read_timeout, remaining))
     log.debug("%s: GET %s (conditional: %s)", source.name, redact_url(url), bool(headers))
     try:
-        response = session.get(url, headers=headers, timeout=timeout, stream=True)
+        # verify is passed per request because requests lets REQUESTS_CA_BUNDLE
+        # override a session-level bundle, but not a request-level one.
+        response = session.get(
+            url,
+            headers=headers,
+            timeout=timeout,
+            stream=True,
+            verify=settings.ca_bundle or True,
+        )
     except _RateLimited as error:
         raise _fetch_error(
             source,
