@@ -16,6 +16,12 @@ from tests.conftest import PAGE_PATH, fixture_bytes, store_files, write_config
 
 class _PageHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path.startswith("/downgrade"):
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}{PAGE_PATH}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = fixture_bytes("matrix-4rows-asc.html")
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -75,3 +81,14 @@ def test_session_always_verifies():
 def test_session_uses_ca_bundle(tmp_path):
     bundle = str(tmp_path / "ca.pem")
     assert build_session(FetchSettings(ca_bundle=bundle)).verify == bundle
+
+
+def test_https_to_http_redirect_rejected(https_server, workdir, scraper):
+    url, ca_path = https_server
+    write_config(workdir, url.replace(PAGE_PATH, "/downgrade"), fetch={"ca_bundle": str(ca_path)})
+
+    result = scraper("sync")
+
+    assert result.code == 3
+    assert "redirect from HTTPS to plain HTTP" in result.err
+    assert store_files(workdir / "snapshots") == {}
