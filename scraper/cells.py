@@ -31,13 +31,28 @@ HIDDEN_CLASSES = frozenset(
         "screen-reader-only", "d-none", "hidden", "hide",
     }
 )
-_HIDDEN_STYLE = re.compile(
-    r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse))\b", re.I
-)
+# Declarations that hide an element, by property; the last declaration of a
+# property wins, as in CSS.
+_HIDING_VALUES = {
+    "display": re.compile(r"^none\b"),
+    "visibility": re.compile(r"^(?:hidden|collapse)\b"),
+    "content-visibility": re.compile(r"^hidden\b"),
+    "opacity": re.compile(r"^(?=[0-9.])0*(?:\.0*)?%?(?:\s*!important)?$"),
+    "font-size": re.compile(r"^0+(?:\.0*)?(?:px|em|rem|pt|%)?(?:\s*!important)?$"),
+}
 _FOOTNOTE_MARKER = re.compile(r"^\s*(?:\[\s*\d{1,3}\s*\]|\d{1,3}|[*†‡§¶#]{1,3}|[a-z])\s*$")
 _LITERAL_BR = re.compile(r"<br\s*/?>", re.I)
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
+# Zero-width characters and bidirectional marks: invisible, but they make two
+# spellings of the same version compare unequal.
+_ZERO_WIDTH = dict.fromkeys(
+    map(
+        ord,
+        "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u200e\u200f"
+        "\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+    ),
+    None,
+)
 _SPACES = dict.fromkeys(
     map(ord, "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
              "\u2009\u200a\u202f\u205f\u3000\t\r\f\v"),
@@ -85,10 +100,22 @@ def is_hidden(element: etree._Element) -> bool:
     if tag == "input" and attributes.get("type", "").lower() == "hidden":
         return True
     style = attributes.get("style")
-    if style and _HIDDEN_STYLE.search(style):
+    if style and _style_hides(style):
         return True
     classes = attributes.get("class")
     return bool(classes) and not HIDDEN_CLASSES.isdisjoint(classes.split())
+
+
+def _style_hides(style: str) -> bool:
+    declarations: dict[str, str] = {}
+    for declaration in style.split(";"):
+        name, _, value = declaration.partition(":")
+        declarations[name.strip().lower()] = value.strip().lower()
+    return any(
+        pattern.match(declarations[name])
+        for name, pattern in _HIDING_VALUES.items()
+        if name in declarations
+    )
 
 
 def _is_footnote_marker(element: etree._Element) -> bool:

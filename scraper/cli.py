@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="log only errors, and print nothing for sources that did not change",
+        help="log only errors; sync also prints nothing for unchanged sources",
     )
     common.add_argument(
         "--traceback",
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sync an HTML compatibility matrix into versioned YAML snapshots.",
         epilog="Exit codes: 0 success, 1 changed (sync --exit-code), 2 usage or "
         "configuration error, 3 fetch failed, 4 table missing or invalid, "
-        "5 snapshot store error.",
+        "5 snapshot store error, 70 internal error, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"scraper {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -98,8 +98,19 @@ def _add_show(commands, common) -> None:
         description="Print the rows of the latest version, or of --version N.",
     )
     parser.add_argument("--source", metavar="NAME", help="source to show")
-    parser.add_argument("--version", type=_version_number, metavar="N", dest="number")
-    parser.add_argument("--format", choices=("yaml", "json", "table"), default="yaml")
+    parser.add_argument(
+        "--version",
+        type=_version_number,
+        metavar="N",
+        dest="number",
+        help="version number to show (default: the latest)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("yaml", "json", "table"),
+        default="yaml",
+        help="output format (default: yaml)",
+    )
     parser.set_defaults(handler=command_show)
 
 
@@ -113,9 +124,22 @@ def _add_diff(commands, common) -> None:
         "version 0 is the empty store.",
     )
     parser.add_argument("--source", metavar="NAME", help="source to compare")
-    parser.add_argument("old", nargs="?", type=_version_number, metavar="OLD")
-    parser.add_argument("new", nargs="?", type=_version_number, metavar="NEW")
-    parser.add_argument("--format", choices=("text", "yaml", "json"), default="text")
+    parser.add_argument(
+        "old",
+        nargs="?",
+        type=_version_number,
+        metavar="OLD",
+        help="older version (default: the one before NEW; 0 is the empty store)",
+    )
+    parser.add_argument(
+        "new", nargs="?", type=_version_number, metavar="NEW", help="newer version (default: the latest)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "yaml", "json"),
+        default="text",
+        help="output format (default: text)",
+    )
     parser.set_defaults(handler=command_diff)
 
 
@@ -127,7 +151,9 @@ def _add_history(commands, common) -> None:
         description="List every stored version with its fetch time and change counts.",
     )
     parser.add_argument("--source", metavar="NAME", help="source to list")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
     parser.set_defaults(handler=command_history)
 
 
@@ -157,7 +183,9 @@ def _add_status(commands, common) -> None:
         "version, consecutive failures, last error and next scheduled run.",
     )
     parser.add_argument("--source", metavar="NAME", help="show only this source")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
     parser.set_defaults(handler=command_status)
 
 
@@ -169,6 +197,7 @@ def _version_number(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return the exit code."""
+    _tolerate_narrow_terminals()
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(
@@ -185,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scraper: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # The reader of stdout went away (`scraper show | head`); the work is done.
+        _silence_stdout()
+        return int(ExitCode.OK)
     except Exception as error:  # noqa: BLE001 - the last resort handler
         print(f"scraper: internal error: {type(error).__name__}: {error}", file=sys.stderr)
         if show_traceback:
@@ -192,6 +225,25 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("scraper: run again with --traceback and report the output", file=sys.stderr)
         return int(ExitCode.INTERNAL)
+
+
+def _tolerate_narrow_terminals() -> None:
+    # An ASCII-only stdout (PYTHONIOENCODING=ascii) must not turn a note such as
+    # "≥ glibc 2.31" into a crash; such characters are escaped instead.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _report(error: ScraperError, show_traceback: bool) -> None:
@@ -246,8 +298,10 @@ def command_sync(args) -> int:
 
     config = _load_config(args)
     sources = [config.source(args.source)] if args.source else list(config.sources)
-    if args.url and len(sources) > 1:
-        raise UsageError("--url needs a single source; add --source NAME")
+    if args.url is not None:
+        if len(sources) > 1:
+            raise UsageError("--url needs a single source; add --source NAME")
+        args.url = _checked_url(args.url)
     quiet = getattr(args, "quiet", False)
     show_traceback = getattr(args, "traceback", False)
 
@@ -278,6 +332,18 @@ def _open_store(args):
     return source, Store(config.snapshots_dir, source.name)
 
 
+def _check_version_number(store, numbers: list[int], number: int, allow_zero: bool) -> None:
+    from .store import _ranges
+
+    if number in numbers or (allow_zero and number == 0):
+        return
+    raise UsageError(
+        f"version {number} does not exist",
+        where=str(store.versions_path),
+        hint=f"stored versions: {_ranges(numbers)}",
+    )
+
+
 def _require_versions(store) -> list[int]:
     numbers = store.version_numbers()
     if not numbers:
@@ -295,6 +361,8 @@ def command_show(args) -> int:
 
     source, store = _open_store(args)
     numbers = _require_versions(store)
+    if args.number is not None:
+        _check_version_number(store, numbers, args.number, allow_zero=False)
     document = store.load_version(args.number if args.number is not None else numbers[-1])
     if args.format == "table":
         print(f"# {source.name} version {document['version']}, fetched {document['fetched_at']}")
@@ -323,6 +391,8 @@ def command_diff(args) -> int:
     else:
         earlier = [number for number in numbers if number < new]
         old = earlier[-1] if earlier else 0
+    for number in (old, new):
+        _check_version_number(store, numbers, number, allow_zero=True)
     old_rows = store.load_version(old)["rows"] if old else []
     new_rows = store.load_version(new)["rows"] if new else []
     diff = compare(old_rows, new_rows, source.key)
@@ -366,6 +436,23 @@ def command_history(args) -> int:
             f"{entry['added']:>5}  {entry['removed']:>7}  {entry['changed']:>7}"
         )
     return int(ExitCode.OK)
+
+
+def _checked_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    from .config import URL_SCHEMES
+
+    url = url.strip()
+    if not url:
+        raise UsageError("--url is empty", hint="give a URL or a file path")
+    scheme = urlsplit(url).scheme.lower()
+    if len(scheme) > 1 and scheme not in URL_SCHEMES:
+        raise UsageError(
+            f"--url {url!r} has the unsupported scheme {scheme!r}",
+            hint="use an http://, https:// or file:// URL, or a file path",
+        )
+    return url
 
 
 def command_schedule(args) -> int:

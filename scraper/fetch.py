@@ -15,6 +15,7 @@ import email.utils
 import hashlib
 import logging
 import re
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -513,13 +514,27 @@ def _read_file(source: Source, url: str) -> Page:
     path = _path_from_url(url)
     fetched_at = datetime.now(timezone.utc)
     try:
-        size = path.stat().st_size
-        if size > source.fetch.max_bytes:
-            raise _too_large(source, str(path), f"the file has {size} bytes")
-        content = path.read_bytes()
+        status = path.stat()
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError()
+        if not stat.S_ISREG(status.st_mode):
+            # A device or FIFO reports size 0 and may never end.
+            raise _fetch_error(
+                source, str(path), "is not a regular file", hint="save the page to a file first"
+            )
+        if status.st_size > source.fetch.max_bytes:
+            raise _too_large(source, str(path), f"the file has {status.st_size} bytes")
+        with path.open("rb") as handle:
+            content = handle.read(source.fetch.max_bytes + 1)
+        if len(content) > source.fetch.max_bytes:
+            raise _too_large(source, str(path), "the file grew while it was read")
     except FileNotFoundError:
         raise _fetch_error(
-            source, str(path), "file not found", hint="check the source's url or --url"
+            source,
+            str(path.absolute()),
+            "file not found",
+            hint="a relative --url is resolved against the current folder, a relative "
+            "url in the configuration against the configuration file's folder",
         ) from None
     except IsADirectoryError:
         raise _fetch_error(source, str(path), "is a folder, not an HTML file") from None

@@ -7,6 +7,12 @@ import os
 import tempfile
 from pathlib import Path
 
+# mkstemp creates files readable by the owner only; snapshots are meant to be read
+# by other users and programs, so new files get the usual mode under the umask.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 
 def replace_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file.
@@ -20,6 +26,8 @@ def replace_atomically(path: Path, data: bytes) -> None:
         descriptor, temporary = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
         )
+        if hasattr(os, "fchmod"):
+            os.fchmod(descriptor, FILE_MODE)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -38,11 +38,13 @@ MAX_ROWSPAN = 65534
 REPLACEMENT_CHARACTER = "\ufffd"
 
 _VERSION = r"v?\d+(?:\.\d+)+(?:[-+~][0-9A-Za-z]+(?:[.+~-][0-9A-Za-z]+)*)?"
-VERSION_PATTERN = re.compile(rf"^{_VERSION}$")
-_VERSION_ANYWHERE = re.compile(rf"(?<![\w.]){_VERSION}(?![\w.])")
+# re.ASCII: \d would otherwise match digits of other scripts (Arabic-Indic, Devanagari),
+# which NFKC does not fold and no version tool reads.
+VERSION_PATTERN = re.compile(rf"^{_VERSION}$", re.ASCII)
+_VERSION_ANYWHERE = re.compile(rf"(?<![\w.]){_VERSION}(?![\w.])", re.ASCII)
 _NOTE_SPLIT = re.compile(r"^(?P<head>[^()]*?)\s*(?:\((?P<note>[^()]*)\))?$")
 _VERSION_WITH_MARKER = re.compile(
-    rf"^(?P<value>{_VERSION})\s*(?:\[\s*\d{{1,3}}\s*\]|[*†‡§¶])*$"
+    rf"^(?P<value>{_VERSION})\s*(?:\[\s*\d{{1,3}}\s*\]|[*†‡§¶])*$", re.ASCII
 )
 _KEY_VALUE = re.compile(r"^(?P<key>[A-Za-z0-9_][A-Za-z0-9_.-]*)\s*=\s*(?P<value>.*)$")
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
@@ -257,19 +259,22 @@ class TableReader:
         grid = expand_spans(table_rows(table))
         header_index, columns = self.header(grid)
         rows: list[Row] = []
-        first_seen: dict[str, int] = {}
+        first_seen: dict[object, tuple[int, str]] = {}
         for row_number, slots in enumerate(grid[header_index + 1:], start=1):
             row = self.data_row(slots, columns, row_number)
             if row is None:
                 continue
             key = row[self.source.key]
-            if key in first_seen:
+            identity = key_identity(key)
+            if identity in first_seen:
+                first_row, first_key = first_seen[identity]
+                spelled = f" (written {first_key!r} and {key!r})" if first_key != key else ""
                 raise self.error(
-                    f"duplicate {self.source.key} {key!r} in data rows "
-                    f"{first_seen[key]} and {row_number}",
+                    f"duplicate {self.source.key} {first_key!r} in data rows "
+                    f"{first_row} and {row_number}{spelled}",
                     hint="each row must have its own key; the page itself has the duplicate",
                 )
-            first_seen[key] = row_number
+            first_seen[identity] = (row_number, key)
             rows.append(row)
         if not rows:
             raise self.error(
@@ -403,6 +408,14 @@ def normalize_version(text: str) -> str:
 def is_version(text: str) -> bool:
     """Return whether ``text`` is a version as this tool stores them."""
     return bool(VERSION_PATTERN.match(text))
+
+
+def key_identity(text: str) -> object:
+    """Return what makes two keys the same row: v1.30.4, 1.30.4 and 01.30.04 are one."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return text
 
 
 def sort_key(text: str) -> tuple:

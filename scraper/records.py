@@ -81,7 +81,8 @@ class RecordBook:
         except FileNotFoundError:
             return RunRecord(source)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise _record_error(path, f"cannot read the run record: {error}") from None
+            detail = " ".join(str(error).split())[:200]
+            raise _record_error(path, f"cannot read the run record: {detail}") from None
         return _validated(data, source, path)
 
     @contextlib.contextmanager
@@ -91,12 +92,21 @@ class RecordBook:
 
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(self.folder / f"{source}.lock"), timeout=60)
+            lock.acquire()
         except OSError as error:
-            raise _record_error(self.folder, f"cannot create the folder: {error.strerror}") from None
-        with FileLock(str(self.folder / f"{source}.lock"), timeout=60):
-            record = self.load(source)
+            raise _record_error(self.folder, f"cannot write run records: {error.strerror}") from None
+        try:
+            try:
+                record = self.load(source)
+            except StoreError as error:
+                # Run records are only history; a damaged one is started afresh.
+                log.warning("%s; starting a new run record", error)
+                record = RunRecord(source)
             yield record
             write_atomic(self.path(source), yamlio.dump(record.to_data()).encode("utf-8"))
+        finally:
+            lock.release()
 
     def load_all(self, sources: list[str]) -> list[RunRecord]:
         return [self.load(source) for source in sources]

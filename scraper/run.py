@@ -30,8 +30,9 @@ def run_sync(
     """Sync ``sources`` one after another and return their results.
 
     A failing source never stops the others. Raises ConfigError before any fetch if a
-    notification URL cannot be used, and StoreError after the run if a run record or
-    the metrics file could not be written.
+    notification URL cannot be used. A run record or metrics file that cannot be
+    written is logged as an error and does not change the results: the snapshots
+    themselves are right.
     """
     notifying = any(source.notify.urls for source in sources)
     if notifying:
@@ -44,7 +45,6 @@ def run_sync(
     sessions: dict = {}
     results: list[SyncResult] = []
     events = []
-    record_errors: list[StoreError] = []
     try:
         for source in sources:
             if cancel is not None and cancel.is_set():
@@ -62,16 +62,13 @@ def run_sync(
             try:
                 events.extend(record_result(book, source, result))
             except StoreError as error:
-                log.error("%s", error)
-                record_errors.append(error)
+                log.error("%s: run record not updated: %s", source.name, error)
     finally:
         for session in sessions.values():
             session.close()
     if notifying:
         _notify(config, sources, events)
     _write_metrics(config, book)
-    if record_errors:
-        raise record_errors[0]
     return results
 
 
@@ -170,4 +167,4 @@ def _write_metrics(config: Config, book: RecordBook) -> None:
         records = book.load_all([source.name for source in config.sources])
         write_atomic(metrics_path(config), metrics_text(records).encode("utf-8"))
     except StoreError as error:
-        log.error("metrics file: %s", error)
+        log.error("metrics not written: %s", error)

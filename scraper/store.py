@@ -133,6 +133,8 @@ class Store:
         """Load, validate and return version ``number``."""
         path = self.version_path(number)
         document = self.read_yaml(path)
+        if document is None and path.exists():
+            raise self.error(path, "invalid snapshot: the file is empty", _DAMAGED_HINT)
         if document is None:
             known = self.version_numbers()
             raise self.error(

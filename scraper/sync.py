@@ -75,6 +75,7 @@ def sync_source(
     _check_cancel(cancel)
     with store.locked(config.lock_timeout):
         latest = store.latest()
+        _warn_missing_versions(store, latest)
         diff = compare(latest["rows"] if latest else [], rows, source.key)
         if latest is not None and not diff:
             if _write_was_interrupted(store, latest):
@@ -118,6 +119,17 @@ def _record_unchanged(store: Store, page: Page, url: str, status: str) -> SyncRe
     )
     log.info("%s: %s, latest version %d", store.source, status, latest_number)
     return SyncResult(store.source, status, version=latest_number, rows=latest["row_count"])
+
+
+def _warn_missing_versions(store: Store, latest: dict | None) -> None:
+    state = store.load_state()
+    newest = latest["version"] if latest else 0
+    if state is not None and state["last_version"] > newest:
+        log.warning(
+            "%s: versions %d to %d are missing from %s; comparing with version %s",
+            store.source, newest + 1, state["last_version"], store.versions_path,
+            newest or "none (empty store)",
+        )
 
 
 def _write_was_interrupted(store: Store, latest: dict) -> bool:

@@ -123,7 +123,7 @@ def test_show_table(synced):
 
 def test_show_missing_version(synced):
     result = synced("show", "--version", "9")
-    assert result.code == 5
+    assert result.code == 2
     assert "version 9 does not exist" in result.err
     assert "1 to 2" in result.err
 
