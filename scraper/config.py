@@ -6,6 +6,7 @@ Relative paths in the file are resolved against the file's own folder.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -209,6 +210,8 @@ class _Validator:
         name = "a whole number" if integer else "a number"
         kind = int if integer else (int, float)
         self.typed(value, key_path, kind, name)
+        if not math.isfinite(value):
+            raise self.fail(key_path, f"{value} is not a finite number", f"write {name} here")
         if value < minimum:
             raise self.fail(
                 key_path,
@@ -245,7 +248,7 @@ class _Validator:
         lock_timeout = self.number(top.get("lock_timeout", 60.0), "lock_timeout", 0)
         return Config(
             path=self.path,
-            snapshots_dir=(self.base / snapshots).resolve(),
+            snapshots_dir=self.resolve(snapshots),
             sources=sources,
             schedule=schedule,
             lock_timeout=float(lock_timeout),
@@ -256,7 +259,11 @@ class _Validator:
     def optional_path(self, value: Any, key_path: str) -> Path | None:
         if value is None:
             return None
-        return (self.base / self.text(value, key_path)).resolve()
+        return self.resolve(self.text(value, key_path))
+
+    def resolve(self, path: str) -> Path:
+        """Return ``path`` with ``~`` expanded, relative to the config file's folder."""
+        return (self.base / Path(path).expanduser()).resolve()
 
     def check_unique_names(self, sources: tuple[Source, ...]) -> None:
         first_index: dict[str, int] = {}
@@ -276,10 +283,11 @@ class _Validator:
         result = defaults
         if "cron" in values:
             cron = self.text(values["cron"], _join(key_path, "cron"))
-            if len(cron.split()) != 5:
+            problem = cron_problem(cron)
+            if problem:
                 raise self.fail(
                     _join(key_path, "cron"),
-                    f"{cron!r} does not have five fields",
+                    f"invalid cron expression {cron!r}: {problem}",
                     "write 'minute hour day month weekday', for example '0 2 * * *'",
                 )
             result = replace(result, cron=cron)
@@ -356,8 +364,21 @@ class _Validator:
         for name in ("user_agent", "ca_bundle"):
             if values.get(name) is not None:
                 changes[name] = self.text(values[name], _join(key_path, name))
+        if changes.get("user_agent") and not changes["user_agent"].isprintable():
+            raise self.fail(
+                _join(key_path, "user_agent"),
+                "contains a line break or control character",
+                "write the User-Agent on one line",
+            )
         if changes.get("ca_bundle"):
-            changes["ca_bundle"] = str((self.base / changes["ca_bundle"]).resolve())
+            bundle = self.resolve(changes["ca_bundle"])
+            if not bundle.is_file():
+                raise self.fail(
+                    _join(key_path, "ca_bundle"),
+                    f"CA bundle {str(bundle)!r} not found",
+                    "give the path of a PEM file with the CA certificates",
+                )
+            changes["ca_bundle"] = str(bundle)
         if "require_complete_page" in values:
             changes["require_complete_page"] = self.typed(
                 values["require_complete_page"],
@@ -434,7 +455,7 @@ class _Validator:
             raise self.fail(key_path, f"URL {url!r} has no host", "write the full URL")
         if not scheme or len(scheme) == 1:
             # A plain path (a one-letter scheme is a Windows drive letter).
-            return str((self.base / url).resolve())
+            return str(self.resolve(url))
         return url
 
     def columns(self, data: Any, key_path: str) -> tuple[Column, ...]:
@@ -547,3 +568,72 @@ def _describe(value: Any) -> str:
     if value is None:
         return "nothing (null)"
     return f"{value!r} ({type(value).__name__})"
+
+
+_CRON_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {name: index for index, name in enumerate(
+        "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}),
+    ("day of week", 0, 7, {name: index for index, name in enumerate(
+        "sun mon tue wed thu fri sat".split())}),
+)
+
+
+def cron_problem(expression: str) -> str | None:
+    """Return what is wrong with a five-field cron expression, or None.
+
+    Checks each field's values and ranges here, so a bad schedule fails when the
+    configuration loads instead of only when the scheduler starts.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"it has {len(fields)} fields, not five"
+    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS):
+        for part in text.lower().split(","):
+            problem = _cron_part_problem(part, low, high, names)
+            if problem:
+                return f"{name} field {text!r}: {problem}"
+    if fields[2] != "*" and fields[4] != "*":
+        # crontab runs when either day field matches; APScheduler only when both do.
+        return (
+            "it restricts both the day of month and the day of week, which cron and "
+            "APScheduler read differently; restrict only one of them"
+        )
+    return None
+
+
+def expand_weekdays(field: str) -> list[int]:
+    """Return the crontab day-of-week field as day numbers, 0 for Sunday to 6.
+
+    7 also means Sunday, as in crontab. The field must be valid (see cron_problem).
+    """
+    names = _CRON_FIELDS[4][3]
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        base, _, step = part.partition("/")
+        if base == "*":
+            first, last = 0, 6
+        else:
+            bounds = [names.get(b, int(b) if b.isdigit() else 0) for b in base.split("-", 1)]
+            first, last = bounds[0], bounds[-1]
+            if step and len(bounds) == 1:
+                last = 7
+        days.update(day % 7 for day in range(first, last + 1, int(step or 1)))
+    return sorted(days)
+
+
+def _cron_part_problem(part: str, low: int, high: int, names: dict[str, int]) -> str | None:
+    base, _, step = part.partition("/")
+    if step and (not step.isdigit() or int(step) == 0):
+        return f"invalid step {step!r}"
+    if base == "*":
+        return None
+    for bound in base.split("-", 1):
+        value = names.get(bound, int(bound) if bound.isdigit() else None)
+        if value is None:
+            return f"{bound!r} is not a number"
+        if not low <= value <= high:
+            return f"{value} is outside {low}-{high}"
+    return None

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from .config import Config, ConfigError, Schedule, Source
+from .config import Config, ConfigError, Schedule, Source, expand_weekdays
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ class WallClockCronTrigger(BaseTrigger):
         self.timezone = ZoneInfo(timezone_name)
         self.jitter = jitter or None
         # Evaluating in UTC, which has no DST, makes the cron logic work on wall time.
-        self._wall_clock = CronTrigger.from_crontab(expression, timezone=timezone.utc)
+        self._wall_clock = CronTrigger.from_crontab(
+            crontab_for_apscheduler(expression), timezone=timezone.utc
+        )
 
     def get_next_fire_time(self, previous_fire_time, now):
         start = self._wall(now)
@@ -67,6 +69,22 @@ class WallClockCronTrigger(BaseTrigger):
 
     def __str__(self) -> str:
         return f"cron[{self.expression!r}, {self.timezone.key}]"
+
+
+_WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def crontab_for_apscheduler(expression: str) -> str:
+    """Rewrite the day-of-week field of a crontab line with day names.
+
+    APScheduler 3.x reads a numeric day of week with 0 as Monday, while crontab
+    uses 0 (and 7) for Sunday, so "0 2 * * 1-5" would run Tuesday to Saturday.
+    Names mean the same to both.
+    """
+    fields = expression.split()
+    if len(fields) == 5 and fields[4] != "*":
+        fields[4] = ",".join(_WEEKDAY_NAMES[day] for day in expand_weekdays(fields[4]))
+    return " ".join(fields)
 
 
 @dataclass(frozen=True)

@@ -248,7 +248,7 @@ INVALID = [
         "cron-four-fields",
         BASE + "schedule:\n  cron: '0 2 * *'\n",
         "schedule.cron",
-        "'0 2 * *' does not have five fields",
+        "invalid cron expression '0 2 * *': it has 4 fields, not five",
         "write 'minute hour day month weekday'",
     ),
     (
