@@ -272,7 +272,7 @@ def _fetch_http(
             raise Cancelled()
         worker.join(min(CANCEL_POLL, max(0.0, give_up_at - time.monotonic())))
     if worker.is_alive():
-        # NOTE: the worker is left to end on its own; each of its socket reads still
+        # NOTE: the worker is left to end on its own. Each of its socket reads still
         # times out after read_timeout, and the process can exit without it.
         raise _fetch_error(
             source,

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-# mkstemp creates files readable by the owner only; snapshots are meant to be read
+# mkstemp creates files readable by the owner only. Snapshots are meant to be read
 # by other users and programs, so new files get the usual mode under the umask.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -18,7 +18,7 @@ def replace_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file.
 
     The data goes to a temporary file in the same folder, is flushed and fsynced,
-    then renamed over ``path``; the folder is fsynced so the rename survives a
+    then renamed over ``path``. The folder is fsynced too, so the rename survives a
     crash. Raises OSError, leaving no temporary file behind.
     """
     temporary = None

@@ -1,8 +1,8 @@
 """Run records: what happened the last time each source was synced.
 
-The snapshot store only changes when the matrix changes, and a failed run must not
-touch it, so failure streaks, the last error and the last check time live here,
-under ``state_dir``: ``sources/<name>.yaml`` per source and the Prometheus text file
+The snapshot store changes only when the matrix changes, and a failed run must not
+touch it. Failure streaks, the last error and the last check time therefore live
+under ``state_dir``: ``sources/<name>.yaml`` per source, and the Prometheus text file
 written from them. Each record is updated under its own lock, so two runs at once
 never lose an update.
 """

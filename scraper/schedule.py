@@ -2,8 +2,8 @@
 
 Sources that share a schedule run as one job. Job defaults give a generous misfire
 grace time, coalesce missed runs into one and allow one running instance per job. A
-run missed while the process was down runs once at start: the run records say when
-each source was last checked. SIGTERM and SIGINT stop the scheduler; a sync in
+run missed while the process was down runs once at start, found from the last check
+time in the run records. SIGTERM and SIGINT stop the scheduler; a sync in
 progress gives up before it touches a file, and the process exits within seconds.
 
 Daylight-saving time: the cron expression is matched against the local wall clock

@@ -197,7 +197,7 @@ class Store:
 
         Call with the lock held. If any write fails, the new version file is removed
         and the previous ``latest.yaml`` and ``state.yaml`` are put back, so the
-        next run sees the change again instead of a half-recorded one.
+        next run finds the change again instead of a half-recorded one.
         """
         document["checksum"] = checksum(document)
         validate_snapshot(document, self.source, document["version"], "(new version)")

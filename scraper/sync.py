@@ -133,7 +133,7 @@ def _warn_missing_versions(store: Store, latest: dict | None) -> None:
 
 
 def _write_was_interrupted(store: Store, latest: dict) -> bool:
-    # state.yaml is written last; if it lags behind the newest version file, the
+    # state.yaml is written last. If it lags behind the newest version file, the
     # run that wrote that version was killed before it could report the change.
     state = store.load_state()
     return state is not None and state["last_version"] < latest["version"]
