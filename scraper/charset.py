@@ -38,6 +38,9 @@ _WHATWG_ALIASES = {
 }
 
 
+_NOT_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"})
+
+
 def decode_html(content: bytes, content_type: str | None) -> tuple[str, str, str]:
     """Decode ``content`` and return the text, the codec name and where it came from.
 
@@ -55,7 +58,11 @@ def decode_html(content: bytes, content_type: str | None) -> tuple[str, str, str
         origin = "meta"
     if encoding is None:
         encoding, origin = "utf-8", "default"
-    return content.decode(encoding, errors="replace"), encoding, origin
+    try:
+        return content.decode(encoding, errors="replace"), encoding, origin
+    except (UnicodeError, ValueError, LookupError) as error:
+        log.warning("cannot decode as %s (%s); using UTF-8", encoding, error)
+        return content.decode("utf-8", errors="replace"), "utf-8", "default"
 
 
 def _header_charset(content_type: str | None) -> str | None:
@@ -85,7 +92,12 @@ def _codec(label: str, origin: str) -> str | None:
     label = label.strip().strip("'\"").lower()
     label = _WHATWG_ALIASES.get(label, label)
     try:
-        return codecs.lookup(label).name
-    except LookupError:
+        info = codecs.lookup(label)
+        b"<html>".decode(info.name)
+    except (LookupError, ValueError, UnicodeError):
+        info = None
+    # Codecs such as base64 or rot13 are byte or text transforms, not charsets.
+    if info is None or not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
         log.warning("ignoring unknown charset %r declared in %s", label, origin)
         return None
+    return info.name

@@ -51,6 +51,10 @@ _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe
 _TABLE_OPEN = re.compile(r"<table[\s>/]", re.I)
 _TABLE_CLOSE = re.compile(r"</table\s*>", re.I)
 _HTML_CLOSE = re.compile(r"</html\s*>", re.I)
+_NOT_MARKUP = re.compile(
+    r"<!--.*?-->|<script\b.*?</script\s*>|<style\b.*?</style\s*>|<template\b.*?</template\s*>",
+    re.I | re.S,
+)
 
 
 def parse_page(text: str, source: Source, where: str) -> list[Row]:
@@ -99,7 +103,12 @@ def parse_document(text: str) -> etree._Element:
 
 
 def check_complete(text: str, source: Source, where: str) -> None:
-    """Raise ParseError if the page looks cut short: no ``</html>``, or an unclosed table."""
+    """Raise ParseError if the page looks cut short: no ``</html>``, or an unclosed table.
+
+    Comments, scripts and styles are left out of the count, because tags written
+    inside them are text, not markup.
+    """
+    text = _NOT_MARKUP.sub(" ", text)
     opened = len(_TABLE_OPEN.findall(text))
     closed = len(_TABLE_CLOSE.findall(text))
     if not _HTML_CLOSE.search(text) or closed < opened:
@@ -423,6 +432,9 @@ def sort_key(text: str) -> tuple:
     try:
         return (0, Version(text), text)
     except InvalidVersion:
-        parts = re.split(r"(\d+)", text)
-        natural = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts)
+        parts = re.split(r"(\d+)", text, flags=re.ASCII)
+        natural = tuple(
+            (0, int(part), "") if part.isascii() and part.isdigit() else (1, 0, part)
+            for part in parts
+        )
         return (1, natural, text)

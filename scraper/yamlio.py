@@ -21,6 +21,7 @@ _KEYWORDS = frozenset(
     "y yes n no on off true false null ~ .nan .inf -.inf +.inf".split()
 )
 _DIGIT = re.compile(r"\d")
+_LINE_BREAKS = "\x85\u2028\u2029"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -34,7 +35,10 @@ class _Dumper(yaml.SafeDumper):
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # Identifiers such as page_sha256 or k3s_version cannot be read as a number.
     numeric_looking = _DIGIT.search(value) and not _IDENTIFIER.match(value)
-    quoted = not value or numeric_looking or value.lower() in _KEYWORDS
+    # PyYAML writes U+0085, U+2028 and U+2029 raw in plain style, and a reader takes
+    # them for line breaks; in double quotes they are escaped.
+    breaks_lines = not value.isprintable() or any(c in value for c in _LINE_BREAKS)
+    quoted = not value or numeric_looking or breaks_lines or value.lower() in _KEYWORDS
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"' if quoted else None)
 
 
