@@ -59,7 +59,11 @@ class WallClockCronTrigger(BaseTrigger):
         wall_time = self._wall_clock.get_next_fire_time(None, start.replace(tzinfo=timezone.utc))
         if wall_time is None:
             return None
-        fire_time = wall_time.replace(tzinfo=self.timezone, fold=0)
+        # fold=0 picks the first of two repeated times, and moves a time in the
+        # spring-forward gap past it. The round trip through UTC then gives the
+        # real local time, 03:30 rather than the nonexistent 02:30.
+        local = wall_time.replace(tzinfo=self.timezone, fold=0)
+        fire_time = local.astimezone(timezone.utc).astimezone(self.timezone)
         return self._apply_jitter(fire_time, self.jitter, now)
 
     def _wall(self, moment: datetime) -> datetime:
