@@ -576,7 +576,7 @@ def _describe_request_error(error: Exception, settings: FetchSettings) -> str:
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return f"timed out connecting after {settings.connect_timeout:g} s"
     if isinstance(error, requests.exceptions.ReadTimeout) or "Read timed out" in text:
-        return f"timed out waiting for data after {settings.read_timeout:g} s"
+        return f"timed out waiting for data after {min(settings.read_timeout, settings.deadline):g} s"
     if "NameResolutionError" in text or "Name or service not known" in text:
         return f"cannot resolve the host name: {_first_line(error)}"
     if "Connection refused" in text:

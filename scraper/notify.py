@@ -164,7 +164,18 @@ class Outbox:
         return sorted(self.folder.glob("*.json"))
 
     def flush(self, config: Config) -> int:
-        """Send every pending event; return how many are still pending afterwards."""
+        """Send every pending event; return how many are still pending afterwards.
+
+        A lock keeps two runs (two scheduler jobs, or a manual sync during the
+        scheduler) from sending the same event twice.
+        """
+        from filelock import FileLock
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.folder / ".lock"), timeout=120):
+            return self._flush_locked(config)
+
+    def _flush_locked(self, config: Config) -> int:
         sources = {source.name: source for source in config.sources}
         remaining = 0
         for path in self.pending():

@@ -56,15 +56,20 @@ class WallClockCronTrigger(BaseTrigger):
         start = self._wall(now)
         if previous_fire_time is not None:
             start = max(start, self._wall(previous_fire_time) + timedelta(seconds=1))
-        wall_time = self._wall_clock.get_next_fire_time(None, start.replace(tzinfo=timezone.utc))
-        if wall_time is None:
-            return None
-        # fold=0 picks the first of two repeated times, and moves a time in the
-        # spring-forward gap past it. The round trip through UTC then gives the
-        # real local time, 03:30 rather than the nonexistent 02:30.
-        local = wall_time.replace(tzinfo=self.timezone, fold=0)
-        fire_time = local.astimezone(timezone.utc).astimezone(self.timezone)
-        return self._apply_jitter(fire_time, self.jitter, now)
+        while True:
+            wall_time = self._wall_clock.get_next_fire_time(None, start.replace(tzinfo=timezone.utc))
+            if wall_time is None:
+                return None
+            # fold=0 picks the first of two repeated times, and moves a time in the
+            # spring-forward gap past it. The round trip through UTC then gives the
+            # real local time, 03:30 rather than the nonexistent 02:30.
+            local = wall_time.replace(tzinfo=self.timezone, fold=0)
+            fire_time = local.astimezone(timezone.utc).astimezone(self.timezone)
+            # During the repeated hour the first 02:30 may already be past; that
+            # night's run was due then, so look for the next one.
+            if now.tzinfo is None or fire_time > now:
+                return self._apply_jitter(fire_time, self.jitter, now)
+            start = wall_time.replace(tzinfo=None) + timedelta(seconds=1)
 
     def _wall(self, moment: datetime) -> datetime:
         if moment.tzinfo is None:
@@ -176,6 +181,9 @@ class Scheduler:
         self.scheduler.add_listener(self.on_missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         if install_signals:
             self.install_signal_handlers()
+        if self.stop_event.is_set():
+            log.info("stopped before the first run")
+            return 0
         self.scheduler.start()
         self.wait_for_running_jobs()
         log.info("scheduler stopped")
