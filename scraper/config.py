@@ -23,9 +23,12 @@ FIELD_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 URL_SCHEMES = ("http", "https", "file")
 DEFAULT_STATE_DIR = ".scraper-state"
 TOP_LEVEL_KEYS = (
-    "snapshots_dir", "state_dir", "metrics_file", "lock_timeout", "schedule", "notify",
-    "fetch", "sources",
+    "snapshots_dir", "state_dir", "metrics_file", "lock_timeout", "concurrency", "schedule",
+    "notify", "retention", "fetch", "sources",
 )
+# Sources synced at once by one run; requests to one host still go one at a time.
+DEFAULT_CONCURRENCY = 4
+MAX_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,22 @@ class Notify:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """Which old versions a sync deletes; None keeps every version.
+
+    A version is kept when it is one of the newest ``keep_versions`` or younger
+    than ``keep_days`` days. The newest version is always kept.
+    """
+
+    keep_versions: int | None = None
+    keep_days: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.keep_versions is not None or self.keep_days is not None
+
+
+@dataclass(frozen=True)
 class Column:
     """One table column: its header text, the row field it fills and how it is read."""
 
@@ -91,6 +110,7 @@ class Source:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     schedule: Schedule = field(default_factory=Schedule)
     notify: Notify = field(default_factory=Notify)
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def key_column(self) -> Column:
@@ -108,6 +128,7 @@ class Config:
     lock_timeout: float = 60.0
     state_dir: Path | None = None
     metrics_file: Path | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
 
     @property
     def run_state_dir(self) -> Path:
@@ -233,6 +254,7 @@ class _Validator:
         defaults = self.fetch_settings(top.get("fetch", {}), "fetch", FetchSettings())
         schedule = self.schedule(top.get("schedule", {}), "schedule", Schedule())
         notify = self.notify(top.get("notify", {}), "notify", Notify())
+        retention = self.retention(top.get("retention", {}), "retention", Retention())
         sources_data = top.get("sources")
         if sources_data is None:
             raise self.fail("sources", "missing", "add a list with at least one source")
@@ -240,12 +262,21 @@ class _Validator:
         if not sources_data:
             raise self.fail("sources", "is empty", "add at least one source")
         sources = tuple(
-            self.source(item, f"sources[{index}]", defaults, schedule, notify)
+            self.source(item, f"sources[{index}]", defaults, schedule, notify, retention)
             for index, item in enumerate(sources_data)
         )
         self.check_unique_names(sources)
         snapshots = self.text(top.get("snapshots_dir", "snapshots"), "snapshots_dir")
         lock_timeout = self.number(top.get("lock_timeout", 60.0), "lock_timeout", 0)
+        concurrency = self.number(
+            top.get("concurrency", DEFAULT_CONCURRENCY), "concurrency", 1, integer=True
+        )
+        if concurrency > MAX_CONCURRENCY:
+            raise self.fail(
+                "concurrency",
+                f"{concurrency} is more than {MAX_CONCURRENCY}",
+                f"use a number from 1 to {MAX_CONCURRENCY}",
+            )
         return Config(
             path=self.path,
             snapshots_dir=self.resolve(snapshots),
@@ -254,6 +285,7 @@ class _Validator:
             lock_timeout=float(lock_timeout),
             state_dir=self.optional_path(top.get("state_dir"), "state_dir"),
             metrics_file=self.optional_path(top.get("metrics_file"), "metrics_file"),
+            concurrency=concurrency,
         )
 
     def optional_path(self, value: Any, key_path: str) -> Path | None:
@@ -341,6 +373,21 @@ class _Validator:
             result = replace(result, stale_after_hours=float(hours))
         return result
 
+    def retention(self, data: Any, key_path: str, defaults: Retention) -> Retention:
+        values = self.mapping(data, key_path, tuple(Retention.__dataclass_fields__))
+        result = defaults
+        if "keep_versions" in values:
+            count = values["keep_versions"]
+            if count is not None:
+                count = self.number(count, _join(key_path, "keep_versions"), 1, integer=True)
+            result = replace(result, keep_versions=count)
+        if "keep_days" in values:
+            days = values["keep_days"]
+            if days is not None:
+                days = float(self.number(days, _join(key_path, "keep_days"), 0.001))
+            result = replace(result, keep_days=days)
+        return result
+
     def fetch_settings(
         self, data: Any, key_path: str, defaults: FetchSettings
     ) -> FetchSettings:
@@ -402,8 +449,11 @@ class _Validator:
         defaults: FetchSettings,
         schedule: Schedule,
         notify: Notify,
+        retention: Retention,
     ) -> Source:
-        known = ("name", "url", "key", "columns", "table", "fetch", "schedule", "notify")
+        known = (
+            "name", "url", "key", "columns", "table", "fetch", "schedule", "notify", "retention",
+        )
         values = self.mapping(data, key_path, known)
         for required in ("name", "url", "key", "columns"):
             if required not in values:
@@ -440,6 +490,9 @@ class _Validator:
                 values.get("schedule", {}), _join(key_path, "schedule"), schedule
             ),
             notify=self.notify(values.get("notify", {}), _join(key_path, "notify"), notify),
+            retention=self.retention(
+                values.get("retention", {}), _join(key_path, "retention"), retention
+            ),
         )
 
     def url(self, value: Any, key_path: str) -> str:

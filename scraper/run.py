@@ -6,11 +6,14 @@ scheduled run and a one-shot run behave the same.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 from .config import Config, Source
 from .errors import Cancelled, ScraperError, StoreError
@@ -27,57 +30,148 @@ def run_sync(
     cancel: threading.Event | None = None,
     on_result: Callable[[SyncResult], None] | None = None,
 ) -> list[SyncResult]:
-    """Sync ``sources`` one after another and return their results.
+    """Sync ``sources`` and return their results, in the order of ``sources``.
 
-    A failing source never stops the others. Raises ConfigError before any fetch if a
-    notification URL cannot be used. A run record or metrics file that cannot be
-    written is logged as an error and does not change the results: the snapshots
-    themselves are right.
+    Up to ``config.concurrency`` sources are synced at once, but requests to one
+    host and port go one at a time. A failing source never stops the others.
+    ``on_result`` is called in the calling thread, in the order of ``sources``.
+    Raises ConfigError before any fetch if a notification URL cannot be used. A run
+    record or metrics file that cannot be written is logged as an error and does
+    not change the results: the snapshots themselves are right.
     """
     notifying = any(source.notify.urls for source in sources)
     if notifying:
         from .notify import check_notify_settings
 
         check_notify_settings(config)
-    from .fetch import build_session
 
     book = RecordBook(config.run_state_dir)
-    sessions: dict = {}
+    hosts = _HostSlots()
+    stop = _Stop(cancel)
     results: list[SyncResult] = []
     events = []
+
+    def sync(source: Source) -> SyncResult | None:
+        if stop.is_set():
+            return None
+        session = hosts.session(source.fetch, url or source.url)
+        return _sync_one(
+            config, source, url, session, stop, log_error=on_result is None, hosts=hosts
+        )
+
+    def finish(source: Source, result: SyncResult | None) -> None:
+        if result is None:
+            return
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+        try:
+            events.extend(record_result(book, source, result))
+        except StoreError as error:
+            log.error("%s: run record not updated: %s", source.name, error)
+
+    workers = min(config.concurrency, len(sources))
     try:
-        for source in sources:
-            if cancel is not None and cancel.is_set():
-                break
-            if source.fetch not in sessions:
-                sessions[source.fetch] = build_session(source.fetch)
-            result = _sync_one(
-                config, source, url, sessions[source.fetch], cancel, log_error=on_result is None
-            )
-            if result is None:
-                break
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-            try:
-                events.extend(record_result(book, source, result))
-            except StoreError as error:
-                log.error("%s: run record not updated: %s", source.name, error)
+        if workers <= 1:
+            for source in sources:
+                finish(source, sync(source))
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="sync") as executor:
+                futures = [(source, executor.submit(sync, source)) for source in sources]
+                try:
+                    for source, future in futures:
+                        finish(source, future.result())
+                except BaseException:
+                    # Ctrl-C or an error in the caller's callback: the running syncs
+                    # stop at their next step and the queued ones never start.
+                    stop.set()
+                    raise
     finally:
-        for session in sessions.values():
-            session.close()
+        hosts.close()
     if notifying:
         _notify(config, sources, events)
     _write_metrics(config, book)
     return results
 
 
-def _sync_one(config, source, url, session, cancel, log_error: bool) -> SyncResult | None:
+class _Stop:
+    """A cancel flag set by the caller's event or by this run itself.
+
+    The run sets its own flag when it is interrupted, without setting the caller's
+    event, which may belong to a scheduler that keeps running.
+    """
+
+    def __init__(self, outer: threading.Event | None) -> None:
+        self._outer = outer
+        self._own = threading.Event()
+
+    def set(self) -> None:
+        self._own.set()
+
+    def is_set(self) -> bool:
+        return self._own.is_set() or (self._outer is not None and self._outer.is_set())
+
+
+class _HostSlots:
+    """One lock and one HTTP session per host and port, shared by a run's threads.
+
+    A thread holds the host's lock for the whole download, so a server gets one
+    request at a time from a run, and the host's session is never used by two
+    threads at once. NOTE: a redirect to another host is followed inside the first
+    host's slot, so that host may briefly see two requests from one run.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._sessions: dict[tuple, object] = {}
+
+    @staticmethod
+    def host(url: str) -> tuple:
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return (parts.hostname or "", port)
+
+    def session(self, settings, url: str):
+        from .fetch import build_session
+
+        key = (settings, self.host(url))
+        with self._guard:
+            if key not in self._sessions:
+                self._sessions[key] = build_session(settings)
+            return self._sessions[key]
+
+    @contextlib.contextmanager
+    def slot(self, url: str) -> Iterator[None]:
+        host = self.host(url)
+        if not host[0]:  # A file path or file:// URL: no server to spare.
+            yield
+            return
+        with self._guard:
+            lock = self._locks.setdefault(host, threading.Lock())
+        with lock:
+            yield
+
+    def close(self) -> None:
+        with self._guard:
+            for session in self._sessions.values():
+                session.close()
+            self._sessions.clear()
+
+
+def _sync_one(
+    config, source, url, session, cancel, log_error: bool, hosts: _HostSlots
+) -> SyncResult | None:
     # With log_error false the caller reports errors itself, so they are not doubled.
     started = time.monotonic()
     log.info("%s: sync started", source.name)
     try:
-        result = sync_source(config, source, url=url, session=session, cancel=cancel)
+        result = sync_source(
+            config, source, url=url, session=session, cancel=cancel, fetch_slot=hosts.slot
+        )
     except Cancelled:
         log.warning("%s: sync abandoned because the process is stopping", source.name)
         return None

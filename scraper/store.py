@@ -3,6 +3,8 @@
 Layout under ``<snapshots_dir>/<source>/``:
 
 - ``versions/000001.yaml``, ``000002.yaml``, ...: immutable snapshots, one per change.
+- ``captures/000001.html.gz``, ...: the fetched page of each version, gzip-compressed,
+  so ``scraper reparse`` can derive the rows again with a newer parser.
 - ``latest.yaml``: a copy of the newest version, at a path that never changes.
 - ``state.yaml``: when the source was last checked, the server's cache validators and
   the highest version number ever written, so numbers are never reused.
@@ -18,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import hashlib
 import json
 import logging
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import yaml
@@ -67,6 +70,7 @@ class Store:
                 where=str(self.root),
             )
         self.versions_path = self.path / "versions"
+        self.captures_path = self.path / "captures"
         self.latest_path = self.path / "latest.yaml"
         self.state_path = self.path / "state.yaml"
         self.lock_path = self.path / ".lock"
@@ -100,15 +104,22 @@ class Store:
             lock.release()
 
     def make_folders(self) -> None:
-        try:
-            self.versions_path.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise self.error(self.versions_path, f"cannot create the folder: {error.strerror}") from None
+        self.make_folder(self.versions_path)
 
-    def remove_stale_temporaries(self) -> None:
-        # A run killed between creating and renaming a file leaves these behind.
-        # This runs only while the lock is held, so no other run is writing them.
-        for folder in (self.path, self.versions_path):
+    def make_folder(self, folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise self.error(folder, f"cannot create the folder: {error.strerror}") from None
+
+    def remove_stale_temporaries(self, folders: tuple[Path, ...] | None = None) -> None:
+        """Delete temporary files that a killed run left in ``folders``.
+
+        Call with the lock held, so no other run is writing them. By default only
+        the store's top folder is cleaned, because listing the versions folder costs
+        time that grows with the history. A version write cleans that folder too.
+        """
+        for folder in folders or (self.path,):
             for temporary in folder.glob(".*.tmp"):
                 with contextlib.suppress(OSError):
                     temporary.unlink()
@@ -145,10 +156,48 @@ class Store:
         validate_snapshot(document, self.source, number, path)
         return document
 
-    def latest(self) -> dict | None:
-        """Return the newest stored version, or None for an empty store."""
+    def newest_number(self, state: dict | None = None) -> int | None:
+        """Return the number of the newest stored version, or None for an empty store.
+
+        Starts from ``last_version`` in ``state`` (loaded when not given) and looks
+        only at the files next to it, so the cost does not grow with the history.
+        The versions folder is listed only when that number's file is missing: a
+        version deleted by hand, or a store without state.yaml.
+        """
+        if state is None:
+            state = self.load_state()
+        number = state["last_version"] if state else 0
+        if number and self.version_path(number).exists():
+            # state.yaml is written after the version, so a killed run can leave
+            # one newer version than it records.
+            while self.version_path(number + 1).exists():
+                number += 1
+            return number
         numbers = self.version_numbers()
-        return self.load_version(numbers[-1]) if numbers else None
+        return numbers[-1] if numbers else None
+
+    def latest(self, state: dict | None = None) -> dict | None:
+        """Return the newest stored version, or None for an empty store."""
+        number = self.newest_number(state)
+        return self.load_version(number) if number is not None else None
+
+    def capture_path(self, number: int) -> Path:
+        return self.captures_path / f"{number:06d}.html.gz"
+
+    def load_capture(self, number: int) -> bytes | None:
+        """Return the page fetched for version ``number``, or None if none was kept."""
+        path = self.capture_path(number)
+        try:
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError) as error:
+            raise self.error(
+                path,
+                f"the capture cannot be read: {error}",
+                "delete the damaged capture; reparse then skips this version",
+            ) from None
 
     def load_state(self) -> dict | None:
         """Return the validated state file, or None before the first successful run."""
@@ -188,16 +237,16 @@ class Store:
     # Writing
 
     def next_version_number(self, state: dict | None) -> int:
-        numbers = self.version_numbers()
-        highest = max(numbers[-1] if numbers else 0, state["last_version"] if state else 0)
-        return highest + 1
+        newest = self.newest_number(state) or 0
+        return max(newest, state["last_version"] if state else 0) + 1
 
-    def write_version(self, document: dict, state: dict) -> Path:
-        """Write a new version, ``latest.yaml`` and ``state.yaml``, or none of them.
+    def write_version(self, document: dict, state: dict, capture: bytes | None = None) -> Path:
+        """Write a new version, its capture, ``latest.yaml`` and ``state.yaml``, or none.
 
-        Call with the lock held. If any write fails, the new version file is removed
-        and the previous ``latest.yaml`` and ``state.yaml`` are put back, so the
-        next run finds the change again instead of a half-recorded one.
+        Call with the lock held. ``capture`` is the fetched page, stored compressed.
+        If any write fails, the new version and capture files are removed and the
+        previous ``latest.yaml`` and ``state.yaml`` are put back, so the next run
+        finds the change again instead of a half-recorded one.
         """
         document["checksum"] = checksum(document)
         validate_snapshot(document, self.source, document["version"], "(new version)")
@@ -205,19 +254,56 @@ class Store:
         path = self.version_path(document["version"])
         if path.exists():
             raise self.error(path, "refusing to overwrite an existing version")
+        capture_path = self.capture_path(document["version"])
+        self.remove_stale_temporaries((self.versions_path, self.captures_path))
         backups = {target: self.keep_backup(target) for target in (self.latest_path, self.state_path)}
         try:
+            if capture is not None:
+                self.make_folder(self.captures_path)
+                # mtime=0 keeps the compressed bytes a function of the page alone.
+                self.write_atomic(capture_path, gzip.compress(capture, mtime=0))
             self.write_atomic(path, data)
             self.write_atomic(self.latest_path, data)
             self.write_state(state)
         except StoreError:
-            self.roll_back(path, backups)
+            self.roll_back((path, capture_path), backups)
             raise
         finally:
             for backup in backups.values():
                 if backup is not None:
                     backup.unlink(missing_ok=True)
         return path
+
+    def expired_versions(self, retention, now: datetime | None = None) -> list[int]:
+        """Return the numbers of the versions that ``retention`` no longer keeps.
+
+        A version is kept when it is one of the newest ``keep_versions`` or younger
+        than ``keep_days``. The newest version is always kept. Ages come from each
+        version's ``fetched_at``. The scan starts at the oldest version and stops
+        at the first one young enough to keep, because versions are numbered in
+        the order they were fetched.
+        """
+        numbers = self.version_numbers()
+        candidates = numbers[:-1]
+        if retention.keep_versions is not None:
+            candidates = numbers[: max(len(numbers) - retention.keep_versions, 0)]
+        if retention.keep_days is None:
+            return candidates
+        cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=retention.keep_days)
+        expired = []
+        for number in candidates:
+            if parse_timestamp(self.load_version(number)["fetched_at"]) >= cutoff:
+                break
+            expired.append(number)
+        return expired
+
+    def delete_version(self, number: int) -> None:
+        """Delete version ``number`` and its capture. Call with the lock held."""
+        for path in (self.version_path(number), self.capture_path(number)):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                raise self.error(path, f"cannot delete: {error.strerror}") from None
 
     def keep_backup(self, target: Path) -> Path | None:
         """Hard-link ``target`` to a backup name, so restoring it needs no free space."""
@@ -231,10 +317,11 @@ class Store:
             raise self.error(target, f"cannot keep a backup: {error.strerror}") from None
         return backup
 
-    def roll_back(self, new_version: Path, backups: dict[Path, Path | None]) -> None:
-        """Remove a half-written version and rename the backups back into place."""
+    def roll_back(self, new_files: tuple[Path, ...], backups: dict[Path, Path | None]) -> None:
+        """Remove a half-written version's files and rename the backups back into place."""
         try:
-            new_version.unlink(missing_ok=True)
+            for new_file in new_files:
+                new_file.unlink(missing_ok=True)
             for target, backup in backups.items():
                 if backup is None:
                     target.unlink(missing_ok=True)
@@ -243,7 +330,7 @@ class Store:
         except OSError as error:
             # NOTE: renames need no free space, so this only fails on a broken file
             # system; the next locked run validates whatever is left.
-            log.error("%s: rolling back %s failed: %s", self.source, new_version, error)
+            log.error("%s: rolling back %s failed: %s", self.source, new_files[0], error)
 
     def repair_latest(self, number: int) -> None:
         """Make ``latest.yaml`` a copy of version ``number`` again if it is not."""
@@ -284,6 +371,12 @@ def _write_hint(error: OSError) -> str | None:
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "the snapshots folder is not writable; fix its permissions or snapshots_dir"
     return None
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse a stored ISO 8601 time; one without an offset is taken as UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _read_bytes(path: Path) -> bytes | None:

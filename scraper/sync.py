@@ -8,8 +8,11 @@ what keeps two runs at once from writing the same version twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -52,20 +55,26 @@ def sync_source(
     url: str | None = None,
     session=None,
     cancel: threading.Event | None = None,
+    fetch_slot: Callable[[str], AbstractContextManager] | None = None,
 ) -> SyncResult:
     """Sync one source and return the result. Raises ScraperError on failure.
 
     When ``cancel`` is set, raises Cancelled at the next step that has not yet
-    touched a file.
+    touched a file. ``fetch_slot(url)`` is held around the download, which lets a
+    caller syncing several sources at once limit the requests per host.
     """
     store = Store(config.snapshots_dir, source.name)
     url = url or source.url
     validators = _stored_validators(store, url)
-    page = fetch_page(source, validators, session=session, url=url, cancel=cancel)
+    with fetch_slot(url) if fetch_slot else contextlib.nullcontext():
+        _check_cancel(cancel)
+        page = fetch_page(source, validators, session=session, url=url, cancel=cancel)
     _check_cancel(cancel)
     if page.not_modified:
         with store.locked(config.lock_timeout):
-            return _record_unchanged(store, page, url, "not-modified")
+            result = _record_unchanged(store, page, url, "not-modified")
+            _apply_retention(store, source)
+            return result
     log.info(
         "%s: fetched %d bytes from %s (charset %s from %s)",
         source.name, len(page.content), page.describe(), page.encoding, page.encoding_source,
@@ -79,9 +88,13 @@ def sync_source(
         diff = compare(latest["rows"] if latest else [], rows, source.key)
         if latest is not None and not diff:
             if _write_was_interrupted(store, latest):
-                return _finish_interrupted(store, page, url, latest)
-            return _record_unchanged(store, page, url, "unchanged")
-        return _write_change(store, source, page, url, rows, diff, latest)
+                result = _finish_interrupted(store, page, url, latest)
+            else:
+                result = _record_unchanged(store, page, url, "unchanged")
+        else:
+            result = _write_change(store, source, page, url, rows, diff, latest)
+        _apply_retention(store, source)
+        return result
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:
@@ -94,7 +107,7 @@ def _stored_validators(store: Store, url: str) -> Validators | None:
     # exists, because a 304 without a stored version leaves nothing to compare.
     state = store.load_state()
     stored_url = state["validators"]["url"] if state else None
-    if stored_url != redact_url(url) or not store.version_numbers():
+    if stored_url != redact_url(url) or store.newest_number(state) is None:
         return None
     validators = Validators(
         etag=state["validators"]["etag"],
@@ -179,9 +192,27 @@ def _write_change(
         "diff": {"previous_version": latest["version"] if latest else None, **diff.to_data()},
     }
     new_state = _new_state(store, page, url, "changed", number, state)
-    path = store.write_version(document, new_state)
+    path = store.write_version(document, new_state, capture=page.content)
     log.info("%s: wrote version %d to %s (%s)", source.name, number, path, diff.counts())
     return SyncResult(source.name, "changed", version=number, diff=diff, rows=len(rows))
+
+
+def _apply_retention(store: Store, source: Source) -> None:
+    # Runs after the sync's own writes, so a failure here never loses the result.
+    if not source.retention.enabled:
+        return
+    try:
+        expired = store.expired_versions(source.retention)
+        for number in expired:
+            store.delete_version(number)
+    except StoreError as error:
+        log.error("%s: retention not applied: %s", source.name, error)
+        return
+    if expired:
+        log.info(
+            "%s: deleted %d versions older than the retention setting keeps (%s)",
+            source.name, len(expired), ", ".join(map(str, expired)),
+        )
 
 
 def _new_state(

@@ -444,7 +444,7 @@ def test_relative_config_path(workdir, scraper):
 
 def test_shipped_config_loads():
     config = load_config(ROOT / "config.yaml")
-    assert [source.name for source in config.sources] == [SOURCE]
+    assert [source.name for source in config.sources] == [SOURCE, "palette-cli"]
     source = config.sources[0]
     assert source.url == LIVE_URL
     assert [column.header for column in source.columns] == [
@@ -455,3 +455,8 @@ def test_shipped_config_loads():
     assert source.key == "kubernetes_version"
     assert config.snapshots_dir == (ROOT / "snapshots").resolve()
     assert config.schedule.cron == "0 2 * * *"
+    palette = config.sources[1]
+    assert palette.url == "https://docs.spectrocloud.com/downloads/palette-cli-compatibility-matrix/"
+    assert [column.header for column in palette.columns] == ["Palette Release", "CLI Version"]
+    assert [column.parse for column in palette.columns] == ["version", "version"]
+    assert palette.key == "palette_release"

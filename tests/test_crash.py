@@ -10,6 +10,7 @@ crashed or killed run, not a power loss.
 from __future__ import annotations
 
 import errno
+import gzip
 import os
 import random
 import shutil
@@ -40,9 +41,9 @@ ROWS_4 = EXPECTED["captures"]["matrix-4rows-asc.html"]
 CHANGED_2 = f"{SOURCE}: changed, version 2 (1 added, 0 removed, 0 changed)\n"
 UNCHANGED_2 = f"{SOURCE}: unchanged, version 2\n"
 
-# A sync that writes a new version renames three files into place, in this order:
-# versions/000002.yaml, latest.yaml and state.yaml.
-WRITE_STEPS = 3
+# A sync that writes a new version renames four files into place, in this order:
+# captures/000002.html.gz, versions/000002.yaml, latest.yaml and state.yaml.
+WRITE_STEPS = 4
 
 # Runs killed by the parent after a random delay. Each costs about one process start,
 # measured at 0.4 s on a 2-core machine, so 60 runs took about 20 s there.
@@ -171,6 +172,12 @@ def load_every_file(workdir: Path, label: str) -> None:
     for path in sorted(source_folder(workdir).rglob("*")):
         if not path.is_file() or is_temporary(path):
             continue
+        if path.name.endswith(".html.gz"):
+            try:
+                gzip.decompress(path.read_bytes())
+            except (OSError, EOFError) as error:
+                pytest.fail(f"{label}: {path.name} is not a whole gzip file: {error}")
+            continue
         try:
             yaml.safe_load(path.read_bytes())
         except yaml.YAMLError as error:
@@ -254,7 +261,12 @@ def test_sync_fsyncs_before_rename(store_v1, workdir, scraper, monkeypatch):
     assert result.out == CHANGED_2
 
     renames = [call for call in calls if call.startswith("replace")]
-    assert renames == ["replace 000002.yaml", "replace latest.yaml", "replace state.yaml"]
+    assert renames == [
+        "replace 000002.html.gz",
+        "replace 000002.yaml",
+        "replace latest.yaml",
+        "replace state.yaml",
+    ]
     for index, call in enumerate(calls):
         if call.startswith("replace"):
             assert calls[index - 1] == "fsync file", f"{call} without an fsync before it"
@@ -279,7 +291,7 @@ def test_kill_at_each_step(store_v1, workdir, scraper, function, position):
 
 @pytest.mark.parametrize(
     ("position", "target"),
-    [("after", 1), ("before", 3)],
+    [("after", 2), ("before", 4)],
     ids=["after-version", "before-state"],
 )
 def test_kill_change_reported_again(store_v1, workdir, scraper, position, target):

@@ -706,6 +706,7 @@ def test_sigterm_during_slow_run(workdir, server):
     assert "next run " in first_log
     assert sorted(before) == [
         f"{SOURCE}/.lock",
+        f"{SOURCE}/captures/000001.html.gz",
         f"{SOURCE}/latest.yaml",
         f"{SOURCE}/state.yaml",
         f"{SOURCE}/versions/000001.yaml",
