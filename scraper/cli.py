@@ -62,8 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_show(commands, common)
     _add_diff(commands, common)
     _add_history(commands, common)
+    _add_reparse(commands, common)
+    _add_prune(commands, common)
+    _add_export(commands, common)
+    _add_schema(commands, common)
     _add_schedule(commands, common)
     _add_status(commands, common)
+    _add_report(commands, common)
     return parser
 
 
@@ -87,6 +92,13 @@ def _add_sync(commands, common) -> None:
         action="store_true",
         help="exit with 1 when any source changed, so cron jobs can react",
     )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_number,
+        metavar="N",
+        help="sources synced at once (default: config.yaml 'concurrency', else 4); "
+        "requests to one host and port always go one at a time",
+    )
     parser.set_defaults(handler=command_sync)
 
 
@@ -95,15 +107,23 @@ def _add_show(commands, common) -> None:
         "show",
         parents=[common],
         help="print the rows of the latest or a given version",
-        description="Print the rows of the latest version, or of --version N.",
+        description="Print the rows of the latest version, of --version N, or of the "
+        "version that was current at --at DATE.",
     )
     parser.add_argument("--source", metavar="NAME", help="source to show")
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--version",
         type=_version_number,
         metavar="N",
         dest="number",
         help="version number to show (default: the latest)",
+    )
+    which.add_argument(
+        "--at",
+        metavar="DATE",
+        help="show the matrix as it was on DATE (YYYY-MM-DD, the end of that day in "
+        "UTC) or at an ISO 8601 time such as 2026-05-01T12:00:00Z",
     )
     parser.add_argument(
         "--format",
@@ -147,14 +167,86 @@ def _add_history(commands, common) -> None:
     parser = commands.add_parser(
         "history",
         parents=[common],
-        help="list every version with its time and change counts",
-        description="List every stored version with its fetch time and change counts.",
+        help="list every version, or every change of one row with --key",
+        description="List every stored version with its fetch time and change counts. "
+        "With --key, list each version in which that row was added, changed or "
+        "removed, with old -> new values.",
     )
     parser.add_argument("--source", metavar="NAME", help="source to list")
+    parser.add_argument(
+        "--key",
+        metavar="KEY",
+        help="the row's key, for example 1.28.9; a leading v is ignored",
+    )
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
     )
     parser.set_defaults(handler=command_history)
+
+
+def _add_export(commands, common) -> None:
+    parser = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write the rows of a version for other tools, or one Kubernetes "
+        "version's pins for an image build",
+        description="Write the rows of the latest version, or of --version N, as JSON, "
+        "CSV or YAML; or the pins of one Kubernetes version (--k8s) as a Packer "
+        "variables file for kubernetes-sigs/image-builder (packer) or as the "
+        "Kubernetes lines of a CAPI Image Builder configuration file (imageconfig).",
+    )
+    parser.add_argument("--source", metavar="NAME", help="source to export")
+    parser.add_argument(
+        "--version",
+        type=_version_number,
+        metavar="N",
+        dest="number",
+        help="version number to export (default: the latest)",
+    )
+    parser.add_argument(
+        "--format",
+        required=True,
+        choices=("json", "csv", "yaml", "packer", "imageconfig"),
+        help="output format: every row as json, csv or yaml; or the pins of --k8s "
+        "as packer or imageconfig",
+    )
+    parser.add_argument(
+        "--k8s",
+        metavar="VERSION",
+        help="Kubernetes version to export for packer and imageconfig, such as 1.30.4, "
+        "or a series such as 1.30 for its newest patch release in the matrix",
+    )
+    parser.add_argument(
+        "--deb-revision",
+        metavar="REVISION",
+        help="Debian package revision, such as 1.1, to write kubernetes_deb_version "
+        "(packer only; the matrix does not contain it)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write to FILE, replacing it atomically, instead of stdout",
+    )
+    parser.set_defaults(handler=command_export)
+
+
+def _add_schema(commands, common) -> None:
+    parser = commands.add_parser(
+        "schema",
+        parents=[common],
+        help="print the JSON Schema of snapshot files or of diff output",
+        description="Print the JSON Schema (draft 2020-12) of a snapshot version "
+        "file (snapshot, the default) or of 'scraper diff --format json' output "
+        "(diff). The snapshot schema refers to the diff schema as diff.schema.json.",
+    )
+    parser.add_argument(
+        "name",
+        nargs="?",
+        choices=("snapshot", "diff"),
+        default="snapshot",
+        help="which schema to print (default: snapshot)",
+    )
+    parser.set_defaults(handler=command_schema)
 
 
 def _add_schedule(commands, common) -> None:
@@ -187,6 +279,70 @@ def _add_status(commands, common) -> None:
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
     )
     parser.set_defaults(handler=command_status)
+
+
+def _add_report(commands, common) -> None:
+    parser = commands.add_parser(
+        "report",
+        parents=[common],
+        help="write a static HTML page of the current matrix and every version",
+        description="Write DIR/index.html: for each source, or only --source NAME, "
+        "the rows of the latest version and a timeline of every stored version with "
+        "its added, removed and changed rows. The page needs no server, scripts or "
+        "network access. Prints the path of the page.",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder to write index.html into; created if missing",
+    )
+    parser.add_argument("--source", metavar="NAME", help="report only this source")
+    parser.set_defaults(handler=command_report)
+
+
+def _add_reparse(commands, common) -> None:
+    parser = commands.add_parser(
+        "reparse",
+        parents=[common],
+        help="parse every stored capture again and report versions that would differ",
+        description="Parse the page kept with each version again, with the current "
+        "parser and configuration, and report each version whose rows would differ. "
+        "The store is not changed. Exits with 1 when any version differs or fails.",
+    )
+    parser.add_argument("--source", metavar="NAME", help="source to reparse")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar on stderr (default: when stderr is a terminal and "
+        "there are more than 20 versions)",
+    )
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
+    parser.set_defaults(handler=command_reparse)
+
+
+def _add_prune(commands, common) -> None:
+    parser = commands.add_parser(
+        "prune",
+        parents=[common],
+        help="delete the versions that the retention setting no longer keeps",
+        description="Delete old versions and their captures as config.yaml 'retention' "
+        "says. sync does the same after each run; the latest version is never deleted.",
+    )
+    parser.add_argument("--source", metavar="NAME", help="prune only this source")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the versions that would be deleted"
+    )
+    parser.set_defaults(handler=command_prune)
+
+
+def _positive_number(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: use 1, 2, 3, ...")
+    return int(text)
 
 
 def _version_number(text: str) -> int:
@@ -300,7 +456,11 @@ def command_sync(args) -> int:
     sources = [config.source(args.source)] if args.source else list(config.sources)
     if args.url is not None:
         if len(sources) > 1:
-            raise UsageError("--url needs a single source; add --source NAME")
+            raise UsageError(
+                "--url needs a single source; add --source NAME",
+                where=str(config.path),
+                hint="configured sources: " + ", ".join(source.name for source in sources),
+            )
         args.url = _checked_url(args.url)
     quiet = getattr(args, "quiet", False)
     show_traceback = getattr(args, "traceback", False)
@@ -311,6 +471,10 @@ def command_sync(args) -> int:
         if not (quiet and result.status in ("unchanged", "not-modified")):
             print(result.summary(), flush=True)
 
+    if args.concurrency is not None:
+        from dataclasses import replace
+
+        config = replace(config, concurrency=args.concurrency)
     results = run_sync(config, sources, url=args.url, on_result=report)
     return _sync_exit_code(results, args.exit_code)
 
@@ -360,10 +524,20 @@ def command_show(args) -> int:
     from . import render
 
     source, store = _open_store(args)
-    numbers = _require_versions(store)
     if args.number is not None:
-        _check_version_number(store, numbers, args.number, allow_zero=False)
-    document = store.load_version(args.number if args.number is not None else numbers[-1])
+        _check_version_number(store, _require_versions(store), args.number, allow_zero=False)
+        number = args.number
+    elif args.at is not None:
+        from .history import parse_moment, version_at
+
+        moment = parse_moment(args.at)
+        _require_versions(store)
+        number = version_at(store, moment)
+    else:
+        number = store.newest_number()
+        if number is None:
+            _require_versions(store)
+    document = store.load_version(number)
     if args.format == "table":
         print(f"# {source.name} version {document['version']}, fetched {document['fetched_at']}")
         print(render.rows_table(document["rows"], source.key))
@@ -409,6 +583,8 @@ def command_history(args) -> int:
     from . import render
 
     source, store = _open_store(args)
+    if args.key is not None:
+        return _row_history(args, source, store)
     entries = []
     for number in store.version_numbers():
         document = store.load_version(number)
@@ -435,6 +611,128 @@ def command_history(args) -> int:
             f"{entry['version']:>7}  {entry['fetched_at']:<20}  {entry['rows']:>4}  "
             f"{entry['added']:>5}  {entry['removed']:>7}  {entry['changed']:>7}"
         )
+    return int(ExitCode.OK)
+
+
+def _row_history(args, source, store) -> int:
+    from . import render
+    from .history import history_text, row_history
+
+    _require_versions(store)
+    key, events = row_history(store, source.key, args.key)
+    if args.format == "json":
+        data = {
+            "source": source.name,
+            "key": key,
+            "changes": [event.to_data() for event in events],
+        }
+        print(render.to_json(data))
+    else:
+        print(history_text(source.name, key, events))
+    return int(ExitCode.OK)
+
+
+def command_reparse(args) -> int:
+    from . import render
+    from .reparse import SAME, reparse_versions
+
+    source, store = _open_store(args)
+    numbers = _require_versions(store)
+    outcomes = reparse_versions(store, source, numbers)
+    show_progress = args.progress
+    if show_progress is None:
+        show_progress = sys.stderr.isatty() and len(numbers) > 20
+    if show_progress:
+        from tqdm import tqdm
+
+        outcomes = tqdm(
+            outcomes, total=len(numbers), unit="version", desc=source.name, file=sys.stderr
+        )
+    results = list(outcomes)
+    if args.format == "json":
+        data = {"source": source.name, "versions": [result.to_data() for result in results]}
+        print(render.to_json(data))
+    else:
+        print(_reparse_text(source, results))
+    return int(ExitCode.OK if all(r.status == SAME for r in results) else ExitCode.CHANGED)
+
+
+def _reparse_text(source, results) -> str:
+    from collections import Counter
+
+    from . import render
+    from .reparse import SAME
+
+    counts = Counter(result.status for result in results)
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    lines = [f"{source.name}: reparsed {len(results)} versions: {summary}"]
+    for result in results:
+        if result.status == SAME:
+            continue
+        lines.append(f"version {result.version}: {result.status}")
+        if result.message:
+            lines.append(f"  {result.message}")
+        if result.diff:
+            body = render.diff_text(result.diff, source.key, "stored -> reparsed")
+            lines.extend(f"  {line}" for line in body.splitlines())
+    return "\n".join(lines)
+
+
+def command_prune(args) -> int:
+    from .store import Store
+
+    config = _load_config(args)
+    sources = [config.source(args.source)] if args.source else list(config.sources)
+    unconfigured = [source.name for source in sources if not source.retention.enabled]
+    if args.source and unconfigured:
+        raise UsageError(
+            f"source {args.source!r} has no retention setting",
+            where=str(config.path),
+            hint="set retention.keep_versions or retention.keep_days in config.yaml",
+        )
+    for source in sources:
+        if not source.retention.enabled:
+            print(f"{source.name}: no retention setting; every version is kept")
+            continue
+        store = Store(config.snapshots_dir, source.name)
+        with store.locked(config.lock_timeout):
+            expired = store.expired_versions(source.retention)
+            if not args.dry_run:
+                for number in expired:
+                    store.delete_version(number)
+        verb = "would delete" if args.dry_run else "deleted"
+        listed = ", ".join(map(str, expired)) if expired else "no versions"
+        print(f"{source.name}: {verb} {listed}")
+    return int(ExitCode.OK)
+
+
+def command_export(args) -> int:
+    from .export import check_options, export_text, write_output
+
+    check_options(args.format, args.k8s, args.deb_revision)
+    source, store = _open_store(args)
+    numbers = _require_versions(store)
+    if args.number is not None:
+        _check_version_number(store, numbers, args.number, allow_zero=False)
+    number = args.number if args.number is not None else numbers[-1]
+    document = store.load_version(number)
+    text = export_text(
+        document,
+        source,
+        args.format,
+        k8s=args.k8s,
+        deb_revision=args.deb_revision,
+        where=str(store.version_path(number)),
+    )
+    write_output(text, args.out)
+    return int(ExitCode.OK)
+
+
+def command_schema(args) -> int:
+    from importlib.resources import files
+
+    schema = files("scraper").joinpath("schemas").joinpath(f"{args.name}.schema.json")
+    sys.stdout.write(schema.read_text(encoding="utf-8"))
     return int(ExitCode.OK)
 
 
@@ -480,7 +778,7 @@ def command_status(args) -> int:
     entries = []
     for source in sources:
         record = book.load(source.name)
-        numbers = Store(config.snapshots_dir, source.name).version_numbers()
+        newest = Store(config.snapshots_dir, source.name).newest_number()
         entries.append(
             {
                 "source": source.name,
@@ -488,7 +786,7 @@ def command_status(args) -> int:
                 "last_success": record.last_success,
                 "last_change": record.last_change,
                 "last_result": record.last_result,
-                "latest_version": numbers[-1] if numbers else None,
+                "latest_version": newest,
                 "consecutive_failures": record.consecutive_failures,
                 "last_error": record.last_error,
                 "next_run": upcoming.get(source.name),
@@ -498,6 +796,17 @@ def command_status(args) -> int:
         print(render.to_json({"sources": entries}))
     else:
         print(render.status_text(entries))
+    return int(ExitCode.OK)
+
+
+def command_report(args) -> int:
+    from pathlib import Path
+
+    from .report import write_report
+
+    config = _load_config(args)
+    sources = [config.source(args.source)] if args.source else list(config.sources)
+    print(write_report(config.snapshots_dir, sources, Path(args.out).expanduser()))
     return int(ExitCode.OK)
 
 

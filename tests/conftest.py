@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import subprocess
 import sys
@@ -104,6 +106,112 @@ def no_proxy_for_loopback(monkeypatch):
     """Keep requests to the local test server away from any proxy set in the environment."""
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(name, "127.0.0.1,localhost")
+
+
+@functools.cache
+def snapshot_schema_validator():
+    """Return a validator of scraper/schemas/snapshot.schema.json, built once."""
+    from importlib.resources import files
+
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    folder = files("scraper").joinpath("schemas")
+    schemas = {
+        name: json.loads(folder.joinpath(name).read_text(encoding="utf-8"))
+        for name in ("snapshot.schema.json", "diff.schema.json")
+    }
+    registry = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+    )
+    return Draft202012Validator(schemas["snapshot.schema.json"], registry=registry)
+
+
+class SnapshotSchemaCheck:
+    """A check of the snapshot files under a folder against the published schema.
+
+    Only files that the store's own validator accepts are checked. Several tests damage
+    snapshots on purpose to test that the store rejects them: cut short, edited, or with
+    an unquoted number or a newer schema_version under a recomputed checksum, so a valid
+    checksum does not prove that scraper wrote a file. The store validates every version
+    before it writes it, so this rule still covers every file the tool writes. It also
+    checks that the schema accepts whatever the store accepts.
+    """
+
+    def __init__(self, folder: Path | None, validator=None) -> None:
+        self.folder = folder
+        self.validator = validator or snapshot_schema_validator()
+        self.skipped: list[Path] = []
+
+    def files(self) -> list[Path]:
+        from scraper.store import VERSION_FILE
+
+        found = []
+        if self.folder is None:
+            return found
+        for parent, _, names in os.walk(self.folder):
+            folder = Path(parent)
+            for name in names:
+                if name == "latest.yaml" or (
+                    folder.name == "versions" and VERSION_FILE.match(name)
+                ):
+                    found.append(folder / name)
+        return sorted(found)
+
+    def run(self) -> list[Path]:
+        """Validate the files and return them; fail the test on a schema error."""
+        from scraper.errors import StoreError
+        from scraper.store import validate_snapshot
+
+        validated, problems, self.skipped = [], [], []
+        for path in self.files():
+            versions = path.parent.name == "versions"
+            source = path.parent.parent.name if versions else path.parent.name
+            document = _read_yaml(path)
+            number = int(path.stem) if versions else _version_of(document)
+            try:
+                validate_snapshot(document, source, number, path)
+            except StoreError:
+                self.skipped.append(path)
+                continue
+            validated.append(path)
+            for error in self.validator.iter_errors(document):
+                problems.append(f"{path}: {error.json_path}: {error.message}")
+        if problems:
+            pytest.fail(
+                "snapshot files do not match scraper/schemas/snapshot.schema.json:\n"
+                + "\n".join(problems),
+                pytrace=False,
+            )
+        return validated
+
+
+def _read_yaml(path: Path) -> object:
+    import yaml
+
+    from scraper import yamlio
+
+    try:
+        return yamlio.load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
+def _version_of(document: object) -> int:
+    # -1 matches no version, so the store rejects a latest.yaml without one.
+    number = document.get("version") if isinstance(document, dict) else None
+    return number if type(number) is int else -1
+
+
+@pytest.fixture(autouse=True)
+def snapshot_schema_check(request):
+    """Validate, after each test, the snapshots written under its tmp_path."""
+    folder = None
+    if "tmp_path" in request.fixturenames:
+        folder = request.getfixturevalue("tmp_path")
+    check = SnapshotSchemaCheck(folder)
+    yield check
+    check.run()
 
 
 @pytest.fixture

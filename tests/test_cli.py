@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 
 import pytest
 import yaml
@@ -261,15 +262,17 @@ def test_config_option_after_subcommand(workdir, serve_page, scraper):
 
 
 def test_offline_readme_run(workdir, scraper_process):
-    """The README's offline example, on the bundled captures."""
+    """The README's offline example on the bundled captures prints what it shows."""
     (workdir / "config.yaml").write_bytes((ROOT / "config.yaml").read_bytes())
-    fixtures = FIXTURES
-    first = scraper_process("sync", "--url", str(fixtures / "matrix-3rows-asc.html"))
-    second = scraper_process("sync", "--url", str(fixtures / "matrix-4rows-asc.html"))
-    third = scraper_process("sync", "--url", str(fixtures / "matrix-4rows-desc-preview.html"))
-    assert first.out == "capi-image-builder: changed, version 1 (3 added, 0 removed, 0 changed)\n"
-    assert second.out == "capi-image-builder: changed, version 2 (1 added, 0 removed, 0 changed)\n"
-    assert third.out == "capi-image-builder: unchanged, version 2\n"
+    (workdir / "fixtures").symlink_to(FIXTURES)
+    block = README.split("```console\n", 1)[1].split("```", 1)[0]
+    commands = re.split(r"^\$ \.venv/bin/scraper ", block, flags=re.MULTILINE)[1:]
+    assert len(commands) == 4
+    for command in commands:
+        line, _, expected = command.partition("\n")
+        result = scraper_process(*shlex.split(line))
+        assert result.code == 0, result.err
+        assert result.out == expected, line
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED["captures"]))

@@ -181,8 +181,16 @@ def test_home_in_snapshots_dir(workdir, serve_page, scraper, monkeypatch):
     assert not (workdir / "~").exists()
 
 
-def test_missing_file_names_absolute_path(workdir, scraper):
+def test_url_needs_one_source(workdir, scraper):
     (workdir / "config.yaml").write_bytes((ROOT / "config.yaml").read_bytes())
     result = scraper("sync", "--url", "no-such-page.html")
+    assert result.code == 2
+    assert "--url needs a single source; add --source NAME" in result.err
+    assert not (workdir / "snapshots").exists()
+
+
+def test_missing_file_names_absolute_path(workdir, scraper):
+    (workdir / "config.yaml").write_bytes((ROOT / "config.yaml").read_bytes())
+    result = scraper("sync", "--source", "capi-image-builder", "--url", "no-such-page.html")
     assert result.code == 3
     assert str(workdir / "no-such-page.html") in result.err
