@@ -94,7 +94,7 @@ def _add_sync(commands, common) -> None:
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive_number,
+        type=_concurrency,
         metavar="N",
         help="sources synced at once (default: config.yaml 'concurrency', else 4); "
         "requests to one host and port always go one at a time",
@@ -339,14 +339,18 @@ def _add_prune(commands, common) -> None:
     parser.set_defaults(handler=command_prune)
 
 
-def _positive_number(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: use 1, 2, 3, ...")
+def _concurrency(text: str) -> int:
+    from .config import MAX_CONCURRENCY
+
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(
+            f"invalid number {text!r}: use a whole number from 1 to {MAX_CONCURRENCY}"
+        )
     return int(text)
 
 
 def _version_number(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"invalid version number {text!r}: use 0, 1, 2, ...")
     return int(text)
 
@@ -690,20 +694,35 @@ def command_prune(args) -> int:
             where=str(config.path),
             hint="set retention.keep_versions or retention.keep_days in config.yaml",
         )
+    failures = []
     for source in sources:
         if not source.retention.enabled:
             print(f"{source.name}: no retention setting; every version is kept")
             continue
         store = Store(config.snapshots_dir, source.name)
-        with store.locked(config.lock_timeout):
-            expired = store.expired_versions(source.retention)
-            if not args.dry_run:
-                for number in expired:
-                    store.delete_version(number)
+        if not store.versions_path.is_dir():
+            print(f"{source.name}: no versions stored yet")
+            continue
+        try:
+            expired = _prune_store(store, source, config.lock_timeout, args.dry_run)
+        except StoreError as error:
+            # Like sync, one damaged store does not stop the others.
+            _report(error, getattr(args, "traceback", False))
+            failures.append(int(error.exit_code))
+            continue
         verb = "would delete" if args.dry_run else "deleted"
         listed = ", ".join(map(str, expired)) if expired else "no versions"
         print(f"{source.name}: {verb} {listed}")
-    return int(ExitCode.OK)
+    return max(failures, default=int(ExitCode.OK))
+
+
+def _prune_store(store, source, lock_timeout: float, dry_run: bool) -> list[int]:
+    with store.locked(lock_timeout):
+        expired = store.expired_versions(source.retention)
+        if not dry_run:
+            for number in expired:
+                store.delete_version(number)
+    return expired
 
 
 def command_export(args) -> int:

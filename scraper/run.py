@@ -133,6 +133,8 @@ class _HostSlots:
             port = parts.port
         except ValueError:
             port = None
+        if port is None:
+            port = {"http": 80, "https": 443}.get(parts.scheme.lower())
         return (parts.hostname or "", port)
 
     def session(self, settings, url: str):
