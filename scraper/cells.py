@@ -40,6 +40,8 @@ _HIDING_VALUES = {
     "opacity": re.compile(r"^(?=[0-9.])0*(?:\.0*)?%?(?:\s*!important)?$"),
     "font-size": re.compile(r"^0+(?:\.0*)?(?:px|em|rem|pt|%)?(?:\s*!important)?$"),
 }
+_ROW_GROUPS = frozenset({"thead", "tbody", "tfoot"})
+_CELL_TAGS = frozenset({"td", "th"})
 _FOOTNOTE_MARKER = re.compile(r"^\s*(?:\[\s*\d{1,3}\s*\]|\d{1,3}|[*†‡§¶#]{1,3}|[a-z])\s*$")
 _LITERAL_BR = re.compile(r"<br\s*/?>", re.I)
 
@@ -53,19 +55,32 @@ _ZERO_WIDTH = dict.fromkeys(
     ),
     None,
 )
+_ASCII_SPACE_LIKE = "\t\r\f\v"
 _SPACES = dict.fromkeys(
     map(ord, "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-             "\u2009\u200a\u202f\u205f\u3000\t\r\f\v"),
+             "\u2009\u200a\u202f\u205f\u3000" + _ASCII_SPACE_LIKE),
     " ",
 )
 _SPACE_RUN = re.compile(r" {2,}")
 _BREAK = "\n"
+# Zero-width and space-like characters in one translation table, which keeps line
+# breaks. It maps every other ASCII character to itself because str.translate
+# raises and catches a KeyError for each character missing from a table, and that
+# costs more than the lookup.
+_INVISIBLE_AND_SPACES = {
+    **{code: chr(code) for code in range(128)},
+    **_ZERO_WIDTH,
+    **_SPACES,
+}
 
 
 def cell_lines(cell: etree._Element) -> list[str]:
     """Return the visible, normalised, non-empty lines of a cell's text."""
     pieces: list[str] = []
-    _collect(cell, pieces, in_pre=False, top=True)
+    if not _is_skipped(cell):
+        if cell.tag == "br":
+            return []
+        _collect(cell, pieces, in_pre=False)
     return split_lines("".join(pieces))
 
 
@@ -76,15 +91,38 @@ def cell_text(cell: etree._Element) -> str:
 
 def split_lines(text: str) -> list[str]:
     """Normalise ``text`` and return its non-empty lines."""
-    text = _LITERAL_BR.sub(_BREAK, text)
-    lines = (normalize_space(line) for line in text.split(_BREAK))
-    return [line for line in lines if line]
+    # A literal <br> is replaced before the characters are mapped, so a zero-width
+    # character inside one keeps it from being read as a break.
+    if "<" in text:
+        text = _LITERAL_BR.sub(_BREAK, text)
+    text = _map_spaces(text)
+    lines = []
+    for line in text.split(_BREAK):
+        if "  " in line:
+            line = _SPACE_RUN.sub(" ", line)
+        line = line.strip()
+        if line:
+            lines.append(line)
+    return lines
 
 
 def normalize_space(text: str) -> str:
     """Map space-like characters to a space, drop zero-width ones, collapse runs."""
-    text = text.translate(_ZERO_WIDTH).translate(_SPACES).replace("\n", " ")
-    return _SPACE_RUN.sub(" ", text).strip()
+    text = _map_spaces(text).replace("\n", " ")
+    if "  " in text:
+        text = _SPACE_RUN.sub(" ", text)
+    return text.strip()
+
+
+def _map_spaces(text: str) -> str:
+    # Drops zero-width characters and maps space-like ones to a space.
+    if text.isascii():
+        # No zero-width character is ASCII, and these are the ASCII space-like ones.
+        for character in _ASCII_SPACE_LIKE:
+            if character in text:
+                text = text.replace(character, " ")
+        return text
+    return text.translate(_INVISIBLE_AND_SPACES)
 
 
 def is_hidden(element: etree._Element) -> bool:
@@ -95,6 +133,8 @@ def is_hidden(element: etree._Element) -> bool:
     if tag.lower() in SKIPPED_TAGS:
         return True
     attributes = element.attrib
+    if not attributes:
+        return False
     if "hidden" in attributes:
         return True
     if tag == "input" and attributes.get("type", "").lower() == "hidden":
@@ -128,35 +168,44 @@ def _is_footnote_marker(element: etree._Element) -> bool:
     return bool(_FOOTNOTE_MARKER.match(text))
 
 
-def _collect(element: etree._Element, pieces: list[str], in_pre: bool, top: bool) -> None:
-    hidden = is_hidden(element) or _is_footnote_marker(element)
-    if not hidden:
-        tag = element.tag
-        if tag == "br":
-            pieces.append(_BREAK)
-        elif tag == "table" and not top:
-            _collect_nested_table(element, pieces)
-        else:
-            block = tag in BLOCK_TAGS
-            in_pre = in_pre or tag == "pre"
-            if block:
-                pieces.append(_BREAK)
-            _append_text(element.text, pieces, in_pre)
-            for child in element:
-                _collect(child, pieces, in_pre, top=False)
-            if block:
-                pieces.append(_BREAK)
-    if not top:
-        _append_text(element.tail, pieces, in_pre)
+def _is_skipped(element: etree._Element) -> bool:
+    """Return whether ``element`` is hidden or a footnote marker."""
+    return is_hidden(element) or (element.tag == "sup" and _is_footnote_marker(element))
 
 
-def _append_text(text: str | None, pieces: list[str], in_pre: bool) -> None:
-    if not text:
-        return
-    if in_pre:
-        pieces.append(text)
-    else:
-        pieces.append(text.replace("\n", " "))
+def _collect(element: etree._Element, pieces: list[str], in_pre: bool) -> None:
+    # Appends the text inside ``element``, which is visible and not a <br>, but not
+    # its tail. The caller has checked each child's visibility, so every element is
+    # checked once. A child's tail is read as preformatted when the child is
+    # inside a <pre> or is one.
+    tag = element.tag
+    block = tag in BLOCK_TAGS
+    if tag == "pre":
+        in_pre = True
+    if block:
+        pieces.append(_BREAK)
+    text = element.text
+    if text:
+        pieces.append(text if in_pre else text.replace("\n", " "))
+
+    for child in element:
+        child_pre = in_pre
+        if not _is_skipped(child):
+            child_tag = child.tag
+            if child_tag == "br":
+                pieces.append(_BREAK)
+            elif child_tag == "table":
+                _collect_nested_table(child, pieces)
+            else:
+                if child_tag == "pre":
+                    child_pre = True
+                _collect(child, pieces, child_pre)
+        tail = child.tail
+        if tail:
+            pieces.append(tail if child_pre else tail.replace("\n", " "))
+
+    if block:
+        pieces.append(_BREAK)
 
 
 def _collect_nested_table(table: etree._Element, pieces: list[str]) -> None:
@@ -176,10 +225,20 @@ def _collect_nested_table(table: etree._Element, pieces: list[str]) -> None:
 
 def table_rows(table: etree._Element) -> list[etree._Element]:
     """Return the rows of ``table`` itself, never those of a table nested in a cell."""
-    rows = table.xpath("./tr | ./thead/tr | ./tbody/tr | ./tfoot/tr")
+    # The rows in document order: those that are children of the table and those of
+    # its thead, tbody and tfoot sections.
+    rows = []
+    for child in table:
+        tag = child.tag
+        if tag == "tr":
+            rows.append(child)
+        elif tag in _ROW_GROUPS:
+            rows.extend(row for row in child if row.tag == "tr")
     return [row for row in rows if not is_hidden(row)]
 
 
 def row_cells(row: etree._Element) -> list[etree._Element]:
     """Return the ``td`` and ``th`` cells of ``row`` that are visible."""
-    return [cell for cell in row.xpath("./td | ./th") if not is_hidden(cell)]
+    return [
+        cell for cell in row if cell.tag in _CELL_TAGS and not is_hidden(cell)
+    ]

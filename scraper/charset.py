@@ -9,10 +9,7 @@ charset is ISO-8859-1, which turns UTF-8 pages into mojibake, so it is never use
 from __future__ import annotations
 
 import codecs
-import email.message
 import logging
-
-from bs4.dammit import EncodingDetector
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +65,8 @@ def decode_html(content: bytes, content_type: str | None) -> tuple[str, str, str
 def _header_charset(content_type: str | None) -> str | None:
     if not content_type:
         return None
+    import email.message
+
     message = email.message.Message()
     message["Content-Type"] = content_type
     label = message.get_param("charset")
@@ -77,6 +76,11 @@ def _header_charset(content_type: str | None) -> str | None:
 
 
 def _meta_charset(content: bytes) -> str | None:
+    # Imported here because bs4 and the soupsieve package it loads take tens of
+    # milliseconds to import, and a page with a byte order mark or a charset in its
+    # Content-Type header never needs them.
+    from bs4.dammit import EncodingDetector
+
     label = EncodingDetector.find_declared_encoding(content, is_html=True)
     if not label:
         return None

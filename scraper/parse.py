@@ -20,7 +20,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-import lxml.html
 from lxml import etree
 from packaging.version import InvalidVersion, Version
 
@@ -46,6 +45,7 @@ _NOTE_SPLIT = re.compile(r"^(?P<head>[^()]*?)\s*(?:\((?P<note>[^()]*)\))?$")
 _VERSION_WITH_MARKER = re.compile(
     rf"^(?P<value>{_VERSION})\s*(?:\[\s*\d{{1,3}}\s*\]|[*†‡§¶])*$", re.ASCII
 )
+_DIGITS = re.compile(r"\d+")
 _KEY_VALUE = re.compile(r"^(?P<key>[A-Za-z0-9_][A-Za-z0-9_.-]*)\s*=\s*(?P<value>.*)$")
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
 _TABLE_OPEN = re.compile(r"<table[\s>/]", re.I)
@@ -88,18 +88,27 @@ def parse_document(text: str) -> etree._Element:
     libxml2's limit of 256 elements: the parser then drops the rest of the page
     without raising, which would silently lose rows.
     """
-    parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
+    # lxml.etree's HTML parser builds the same tree as lxml.html's. It spares the
+    # import of lxml.html and the Python call that lxml.html makes to pick the class
+    # of each element object.
+    parser = etree.HTMLParser(encoding="utf-8", remove_comments=True)
     data = text.encode("utf-8", errors="surrogatepass")
     if not data.strip():
-        return lxml.html.document_fromstring("<html></html>")
+        return _empty_document()
     try:
-        document = lxml.html.document_fromstring(data, parser=parser)
+        document = etree.fromstring(data, parser)
     except etree.ParserError:
-        return lxml.html.document_fromstring("<html></html>")
+        return _empty_document()
+    if document is None:
+        return _empty_document()
     fatal = [entry for entry in parser.error_log if entry.level_name == "FATAL"]
     if fatal:
         raise IncompleteParse(f"{fatal[0].message} (line {fatal[0].line})")
     return document
+
+
+def _empty_document() -> etree._Element:
+    return etree.fromstring("<html></html>", etree.HTMLParser())
 
 
 def check_complete(text: str, source: Source, where: str) -> None:
@@ -223,7 +232,7 @@ def expand_spans(rows: list[etree._Element]) -> list[dict[int, etree._Element]]:
     grid: list[dict[int, etree._Element]] = []
     carried: dict[int, tuple[etree._Element, int]] = {}
     for row_index, row in enumerate(rows):
-        placed = {column: cell for column, (cell, _) in carried.items()}
+        placed = {column: cell for column, (cell, _) in carried.items()} if carried else {}
         starting: dict[int, tuple[etree._Element, int]] = {}
         column = 0
         for cell in row_cells(row):
@@ -237,14 +246,18 @@ def expand_spans(rows: list[etree._Element]) -> list[dict[int, etree._Element]]:
                     starting[column + offset] = (cell, rowspan - 1)
             column += colspan
         grid.append(placed)
-        carried = {c: (cell, left - 1) for c, (cell, left) in carried.items() if left > 1}
-        carried.update(starting)
+        if carried:
+            carried = {c: (cell, left - 1) for c, (cell, left) in carried.items() if left > 1}
+        if starting:
+            carried.update(starting)
     return grid
 
 
 def _span(cell: etree._Element, name: str, maximum: int, zero_means: int = 1) -> int:
-    raw = cell.get(name, "1").strip()
-    digits = re.match(r"\d+", raw)
+    raw = cell.get(name)
+    if raw is None:
+        return 1
+    digits = _DIGITS.match(raw.strip())
     if not digits:
         return 1
     value = int(digits.group())
@@ -260,6 +273,21 @@ class TableReader:
         self.source = source
         self.where = where
         self.expected = [normalize_header(column.header) for column in source.columns]
+        self.expected_sorted = sorted(self.expected)
+        # The lines of each cell read so far. A cell is read once, however many
+        # checks need its text and however many grid slots it spans.
+        self._lines: dict[etree._Element, list[str]] = {}
+
+    def lines(self, cell: etree._Element) -> list[str]:
+        """Return cell_lines(cell), read once per cell."""
+        found = self._lines.get(cell)
+        if found is None:
+            found = self._lines[cell] = cell_lines(cell)
+        return found
+
+    def text(self, cell: etree._Element) -> str:
+        """Return cell_text(cell)."""
+        return " ".join(self.lines(cell))
 
     def error(self, message: str, hint: str | None = None) -> ParseError:
         return ParseError(message, source=self.source.name, where=self.where, hint=hint)
@@ -269,6 +297,7 @@ class TableReader:
         header_index, columns = self.header(grid)
         rows: list[Row] = []
         first_seen: dict[object, tuple[int, str]] = {}
+        sort_keys: dict[int, tuple] = {}
         for row_number, slots in enumerate(grid[header_index + 1:], start=1):
             row = self.data_row(slots, columns, row_number)
             if row is None:
@@ -285,19 +314,24 @@ class TableReader:
                 )
             first_seen[identity] = (row_number, key)
             rows.append(row)
+            # The same as sort_key(key), without parsing the version a second time.
+            if isinstance(identity, Version):
+                sort_keys[id(row)] = (0, identity, key)
+            else:
+                sort_keys[id(row)] = sort_key(key)
         if not rows:
             raise self.error(
                 "the table has a header row but no data rows",
                 hint="the page lost its rows; the last good snapshot is kept",
             )
-        rows.sort(key=lambda row: sort_key(row[self.source.key]))
+        rows.sort(key=lambda row: sort_keys[id(row)])
         return rows
 
     def header(self, grid: list[dict]) -> tuple[int, list[Column | None]]:
         by_header = {normalize_header(column.header): column for column in self.source.columns}
         for index, slots in enumerate(grid):
-            texts = [normalize_header(cell_text(slots[c])) for c in sorted(slots)]
-            if sorted(texts) == sorted(self.expected):
+            texts = [normalize_header(self.text(slots[c])) for c in sorted(slots)]
+            if sorted(texts) == self.expected_sorted:
                 self.check_rows_before_header(grid[:index])
                 return index, [by_header[text] for text in texts]
         raise self.error("the header row was not found")  # locate_table found it.
@@ -307,19 +341,21 @@ class TableReader:
             cells = set(slots.values())
             if all(cell.tag == "th" for cell in cells):
                 continue
-            if any(cell_text(cell) for cell in cells):
-                texts = [cell_text(slots[c]) for c in sorted(slots)]
+            if any(self.lines(cell) for cell in cells):
+                texts = [self.text(slots[c]) for c in sorted(slots)]
                 raise self.error(
                     f"row {number} above the header row holds data: {texts!r}",
                     hint="the table layout changed",
                 )
 
     def data_row(self, slots: dict, columns: list[Column], number: int) -> Row | None:
-        texts = {c: cell_text(cell) for c, cell in slots.items()}
+        texts = {c: self.text(cell) for c, cell in slots.items()}
         if not any(texts.values()):
             return None
         ordered = [texts[c] for c in sorted(texts)]
-        if sorted(normalize_header(text) for text in ordered) == sorted(self.expected):
+        # split_lines has already normalised a cell's text, so normalize_header(text)
+        # equals text.casefold().
+        if sorted(text.casefold() for text in ordered) == self.expected_sorted:
             return None  # A repeated header row.
         if self.is_divider(slots, columns):
             log.debug("%s: skipping divider row %d %r", self.source.name, number, ordered[0])
@@ -352,15 +388,15 @@ class TableReader:
         one_cell = len({id(cell) for cell in slots.values()}) == 1
         if len(columns) < 2 or not spans_all or not one_cell:
             return False
-        return not _VERSION_ANYWHERE.search(normalize_version(cell_text(slots[0])))
+        return not _VERSION_ANYWHERE.search(normalize_version(self.text(slots[0])))
 
     def row_label(self, slots: dict, columns: list[Column], number: int) -> str:
         key_index = next(i for i, c in enumerate(columns) if c.field == self.source.key)
-        key_text = cell_text(slots[key_index])
+        key_text = self.text(slots[key_index])
         return f"data row {number} ({key_text!r})" if key_text else f"data row {number}"
 
     def cell_value(self, cell, column: Column, label: str, notes: dict) -> str | dict:
-        lines = cell_lines(cell)
+        lines = self.lines(cell)
         text = " | ".join(lines)
         where = f"{label}, column {column.header!r}"
         if REPLACEMENT_CHARACTER in text:
@@ -395,15 +431,21 @@ class TableReader:
 
     def version(self, text: str, path: str, where: str, notes: dict) -> str:
         # Only the version itself is folded; a note keeps its own characters.
-        parts = _NOTE_SPLIT.match(text)
-        match = parts and _VERSION_WITH_MARKER.match(normalize_version(parts.group("head")))
+        if "(" in text or ")" in text:
+            parts = _NOTE_SPLIT.match(text)
+            head = parts.group("head") if parts else None
+            note = (parts.group("note") or "").strip() if parts else ""
+        else:
+            # What _NOTE_SPLIT finds in a text without parentheses, without running
+            # it: the \s of a str pattern matches the characters str.isspace accepts.
+            head, note = text.rstrip(), ""
+        match = head is not None and _VERSION_WITH_MARKER.match(normalize_version(head))
         if not match:
             raise self.error(
                 f"{where}: {text!r} is not a version",
                 hint="expected a version such as 1.30.4, optionally followed by a "
                 "note in parentheses",
             )
-        note = (parts.group("note") or "").strip()
         if note:
             notes[path] = note
         return match.group("value")
@@ -411,6 +453,8 @@ class TableReader:
 
 def normalize_version(text: str) -> str:
     """Fold compatibility characters and map look-alike dashes to ASCII ``-``."""
+    if text.isascii():
+        return text.strip()  # NFKC leaves ASCII as it is, and the dashes are not ASCII.
     return unicodedata.normalize("NFKC", text).translate(_DASHES).strip()
 
 
