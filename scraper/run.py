@@ -188,9 +188,13 @@ def _sync_one(
 
 
 def record_result(book: RecordBook, source: Source, result: SyncResult) -> list:
-    """Update the run record of ``source`` and return the notifications it calls for."""
-    from . import notify
+    """Update the run record of ``source`` and return the notifications it calls for.
 
+    The record's flags change the same way whether or not the source has
+    notification URLs. Events are built only when it has them, so a run that sends
+    nothing never imports the notification module.
+    """
+    notify = _notify_module(source)
     events = []
     with book.updating(source.name) as record:
         now = now_text()
@@ -199,7 +203,7 @@ def record_result(book: RecordBook, source: Source, result: SyncResult) -> list:
         if result.error is not None:
             events.extend(_record_failure(record, source, result, now))
         else:
-            if record.failing_notified:
+            if record.failing_notified and notify:
                 events.append(notify.recovered_event(source.name, record.consecutive_failures))
             record.consecutive_failures = 0
             record.failing_since = None
@@ -212,32 +216,43 @@ def record_result(book: RecordBook, source: Source, result: SyncResult) -> list:
             if result.status == "changed":
                 record.last_change = now
                 record.changes_total += 1
-                events.append(
-                    notify.changed_event(source.name, result.version, result.diff, source.key)
-                )
-    return events if source.notify.urls else []
+                if notify:
+                    events.append(
+                        notify.changed_event(source.name, result.version, result.diff, source.key)
+                    )
+    return events
+
+
+def _notify_module(source: Source):
+    # The notification module, or None when the source sends no notifications.
+    if not source.notify.urls:
+        return None
+    from . import notify
+
+    return notify
 
 
 def _record_failure(record: RunRecord, source: Source, result: SyncResult, now: str) -> list:
-    from . import notify
-
+    notify = _notify_module(source)
     events = []
     record.consecutive_failures += 1
     record.failing_since = record.failing_since or now
     record.last_error = str(result.error)
     threshold = source.notify.failure_threshold
     if record.consecutive_failures >= threshold and not record.failing_notified:
-        events.append(
-            notify.failing_event(source.name, record.consecutive_failures, record.last_error)
-        )
+        if notify:
+            events.append(
+                notify.failing_event(source.name, record.consecutive_failures, record.last_error)
+            )
         record.failing_notified = True
     healthy_since = parse_time(record.last_success or record.failing_since)
     limit = timedelta(hours=source.notify.stale_after_hours)
     if healthy_since and datetime.now(timezone.utc) - healthy_since > limit:
         if not record.stale_notified:
-            events.append(
-                notify.stale_event(source.name, record.last_success, source.notify.stale_after_hours)
-            )
+            if notify:
+                events.append(notify.stale_event(
+                    source.name, record.last_success, source.notify.stale_after_hours
+                ))
             record.stale_notified = True
     return events
 
