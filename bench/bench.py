@@ -1,4 +1,4 @@
-"""Run every benchmark of scraper and write BENCHMARKS.md at the repository root.
+"""Run every benchmark of scraper and write the report, BENCHMARKS.md by default.
 
 Start it with `bash bench/run`, which prepares bench/.venv and then runs this file
 with that environment's Python. Every page comes from a server on 127.0.0.1 that
@@ -15,17 +15,20 @@ import contextlib
 import cProfile
 import io
 import json
+import os
 import pstats
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import lxml.html
 import yaml
 from harness import (
+    InFlight,
     PageServer,
     ProcessRun,
     Samples,
@@ -56,8 +59,24 @@ REPEATS_NOT_MODIFIED = 15  # benchmark 3
 HISTORY_SIZES = (1, 1_000, 10_000)  # benchmark 4: stored versions
 REPEATS_HISTORY = 11  # benchmark 4
 REPEATS_HISTORY_CALLS = 7  # benchmark 4: timeit repeats of the store's listing calls
-SOURCE_COUNTS = (1, 10, 100)  # benchmark 5
-REPEATS_SOURCES = {1: 9, 10: 5, 100: 3}  # benchmark 5, per source count
+# Benchmark 5: the sources are spread round-robin over this many loopback servers,
+# because a sync sends one request at a time to each host and port.
+SOURCE_SERVERS = 10
+# Benchmark 5: every response waits this long before it is sent. The delay models a
+# network round trip, which loopback lacks. It is a modelling choice, not a measurement.
+RESPONSE_DELAY_SECONDS = 0.050
+# Benchmark 5: (sources, response delay in seconds), measured in this order.
+SOURCE_CASES = (
+    (1, RESPONSE_DELAY_SECONDS),
+    (10, RESPONSE_DELAY_SECONDS),
+    (10, 0.0),
+    (100, RESPONSE_DELAY_SECONDS),
+)
+REPEATS_SOURCES = {1: 9, 10: 7, 100: 5}  # benchmark 5, per source count
+# Benchmark 5: repetitions of the one-process-per-source series, which runs in the
+# first repetitions only. At 100 sources one series starts 100 processes, so it is
+# by far the slowest mode.
+REPEATS_SOURCES_APART = {1: 9, 10: 7, 100: 3}
 REPEATS_STARTUP = 15  # benchmark 6
 REPEATS_IMPORTTIME = 7  # benchmark 6: runs under python -X importtime
 QUICK_REPEATS = 2
@@ -555,31 +574,63 @@ def bench_history(ctx: Context, repeats: int) -> None:
     )
 
 
+# Benchmark 4's counted calls: the Store methods whose cost grows with the history.
+# `remove_stale_temporaries` counts only when its folders include versions/.
+LISTING_CALLS = ("version_numbers", "remove_stale_temporaries")
+# Benchmark 4: the key that counts every os.listdir and os.scandir of the versions
+# folder, from any caller.
+FOLDER_LISTINGS = "folder listings"
+
+
 def store_calls(folders: dict[int, Path], repeats: int) -> dict:
-    """Count the store calls that list the versions folder, and time one call of each.
+    """Count the calls that list the versions folder, and time one call of each.
 
     The counts come from one in-process `scraper sync` and one `scraper show` on the
-    largest store, run through scraper.cli.main with Store's methods wrapped.
+    largest store, run through scraper.cli.main with Store's listing methods and
+    os.listdir and os.scandir wrapped. The operating-system count catches a listing
+    made outside the two methods too.
     """
     from scraper import cli
     from scraper.config import load_config
     from scraper.store import Store
 
-    names = ("version_numbers", "remove_stale_temporaries")
-    originals = {name: getattr(Store, name) for name in names}
-    counts = {command: dict.fromkeys(names, 0) for command in ("sync", "show")}
+    config_path = folders[max(HISTORY_SIZES)] / "config.yaml"
+    config = load_config(config_path)
+    versions = Store(config.snapshots_dir, SOURCE).versions_path.resolve()
+    counts = {
+        command: dict.fromkeys((*LISTING_CALLS, FOLDER_LISTINGS), 0)
+        for command in ("sync", "show")
+    }
     current = counts["sync"]
 
-    def counting(name):
-        def wrapper(self, *args, **kwargs):
-            current[name] += 1
-            return originals[name](self, *args, **kwargs)
+    def lists_versions(folder) -> bool:
+        if isinstance(folder, int):  # A file descriptor, which no Store call passes.
+            return False
+        return Path(os.fspath(folder or ".")).resolve() == versions
+
+    def version_numbers(store):
+        current["version_numbers"] += 1
+        return originals["version_numbers"](store)
+
+    def remove_stale_temporaries(store, folders=None):
+        if folders and any(lists_versions(folder) for folder in folders):
+            current["remove_stale_temporaries"] += 1
+        return originals["remove_stale_temporaries"](store, folders)
+
+    def counting_listing(function):
+        def wrapper(folder=None):
+            if lists_versions(folder):
+                current[FOLDER_LISTINGS] += 1
+            return function(folder) if folder is not None else function()
 
         return wrapper
 
-    config_path = folders[max(HISTORY_SIZES)] / "config.yaml"
-    for name in names:
-        setattr(Store, name, counting(name))
+    originals = {name: getattr(Store, name) for name in LISTING_CALLS}
+    os_originals = {"listdir": os.listdir, "scandir": os.scandir}
+    Store.version_numbers = version_numbers
+    Store.remove_stale_temporaries = remove_stale_temporaries
+    os.listdir = counting_listing(os_originals["listdir"])
+    os.scandir = counting_listing(os_originals["scandir"])
     try:
         for command, tally in counts.items():
             current = tally
@@ -592,73 +643,231 @@ def store_calls(folders: dict[int, Path], repeats: int) -> dict:
     finally:
         for name, original in originals.items():
             setattr(Store, name, original)
+        os.listdir = os_originals["listdir"]
+        os.scandir = os_originals["scandir"]
 
     timings = {}
     for size, folder in folders.items():
         store = Store(load_config(folder / "config.yaml").snapshots_dir, SOURCE)
-        calls = {name: getattr(store, name) for name in names}
+        calls = {
+            "version_numbers": store.version_numbers,
+            "remove_stale_temporaries": lambda store=store: (
+                store.remove_stale_temporaries((store.versions_path,))
+            ),
+        }
         timings[size] = time_calls(calls, repeats, MIN_LOOP_SECONDS / 4)
-    return {"counts": counts, "timings": timings}
+    return {
+        "counts": {
+            command: {name: tally[name] for name in LISTING_CALLS}
+            for command, tally in counts.items()
+        },
+        "folder listings": {
+            command: tally[FOLDER_LISTINGS] for command, tally in counts.items()
+        },
+        "timings": timings,
+    }
 
 
 # Benchmark 5: many sources
 
+# The ways of syncing N sources that benchmark 5 compares.
+SOURCE_MODES = ("pooled", "one at a time", "one process each")
 
-def bench_sources(ctx: Context, repeats_for: dict[int, int]) -> None:
-    log(f"5: many sources ({', '.join(map(str, SOURCE_COUNTS))})")
-    results = {}
-    connections: dict[int, int] = {}
-    for count in SOURCE_COUNTS:
-        folder = ctx.fresh(f"sources-{count}")
-        sources = [
-            (
-                f"source-{index:03d}",
-                ctx.server.add(f"/matrix/source-{index:03d}", ctx.page),
-            )
-            for index in range(1, count + 1)
-        ]
-        write_scraper_config(folder, sources)
-        run = run_process([SCRAPER, "sync"], folder)
-        if run.stdout.count("changed, version 1") != count:
-            raise RuntimeError(
-                f"first sync of {count} sources did not change each one:\n{run.stdout}"
-            )
-        together = ctx.keep(Samples(f"sync of {plural(count, 'source')}, one process"))
-        apart = ctx.keep(
-            Samples(f"sync of {plural(count, 'source')}, one process each")
+
+@dataclass
+class SourceCase:
+    """Benchmark 5's measurements for one source count and response delay.
+
+    Each dictionary is keyed by SOURCE_MODES. ``server_peak`` is the maximum number
+    of requests in flight on any one server during that mode's runs and
+    ``overall_peak`` the maximum across all servers together. ``connections`` counts
+    the TCP connections the servers accepted during the mode's last run (for the
+    one-process-per-source mode, its last whole series).
+    """
+
+    count: int
+    delay: float
+    samples: dict[str, Samples]
+    server_peak: dict[str, int] = field(default_factory=dict)
+    overall_peak: dict[str, int] = field(default_factory=dict)
+    connections: dict[str, int] = field(default_factory=dict)
+
+
+def source_names(count: int) -> list[str]:
+    return [f"source-{index:03d}" for index in range(1, count + 1)]
+
+
+def prepare_sources(ctx: Context, servers: list[PageServer], count: int) -> Path:
+    """Write a configuration of ``count`` sources spread over ``servers``, and sync it once.
+
+    Source i is served by server i modulo the number of servers, so the first sync
+    creates every store and each timed run finds every source unchanged.
+    """
+    folder = ctx.fresh(f"sources-{count}")
+    sources = [
+        (name, servers[index % len(servers)].add(f"/matrix/{name}", ctx.page))
+        for index, name in enumerate(source_names(count))
+    ]
+    write_scraper_config(folder, sources)
+    run = run_process([SCRAPER, "sync"], folder)
+    if run.stdout.count("changed, version 1") != count:
+        raise RuntimeError(
+            f"first sync of {count} sources did not change each one:\n{run.stdout}"
         )
-        for turn in range(repeats_for[count]):
-            for mode in rotated(["together", "apart"], turn):
-                if mode == "together":
-                    opened = ctx.server.connections
-                    run = together.add(run_process([SCRAPER, "sync"], folder))
-                    connections[count] = ctx.server.connections - opened
-                    if run.stdout.count("unchanged, version 1") != count:
-                        raise RuntimeError(
-                            f"sync of {count} sources did not find each one unchanged:\n"
-                            f"{run.stdout}"
-                        )
-                    continue
-                started = time.perf_counter()
-                peak = 0
-                for name, _ in sources:
-                    run = run_process([SCRAPER, "sync", "--source", name], folder)
-                    expect(run, f"{name}: unchanged, version 1", f"sync of {name}")
-                    peak = max(peak, run.peak_rss_kib)
-                apart.seconds.append(time.perf_counter() - started)
-                apart.rss_kib.append(peak)
-        results[count] = (together, apart)
+    return folder
+
+
+def served(servers: list[PageServer]) -> int:
+    """Return how many responses the servers have sent so far."""
+    return sum(
+        len(route.statuses) for server in servers for route in server.routes.values()
+    )
+
+
+def run_sources(
+    mode: str, folder: Path, count: int, concurrency: int
+) -> tuple[float, int]:
+    """Sync the ``count`` sources in ``folder`` one way; return wall seconds and peak RSS KiB.
+
+    Raises RuntimeError unless every source is reported unchanged.
+    """
+    if mode == "one process each":
+        started = time.perf_counter()
+        peak = 0
+        for name in source_names(count):
+            run = run_process([SCRAPER, "sync", "--source", name], folder)
+            expect(run, f"{name}: unchanged, version 1", f"sync of {name}")
+            peak = max(peak, run.peak_rss_kib)
+        return time.perf_counter() - started, peak
+    argv = [SCRAPER, "sync"]
+    if mode == "one at a time":
+        argv += ["--concurrency", "1"]
+    elif concurrency <= 1:
+        raise RuntimeError(
+            f"the pooled sync would run with concurrency {concurrency}; "
+            "set 'concurrency' above 1 in the project's config.yaml, or remove it"
+        )
+    run = run_process(argv, folder)
+    if run.stdout.count("unchanged, version 1") != count:
+        raise RuntimeError(
+            f"{mode} sync of {count} sources did not find each one unchanged:\n"
+            f"{run.stdout}"
+        )
+    return run.seconds, run.peak_rss_kib
+
+
+def measure_sources(
+    ctx: Context,
+    servers: list[PageServer],
+    overall: InFlight,
+    folder: Path,
+    case: tuple[int, float],
+    repeats: tuple[int, int],
+) -> SourceCase:
+    """Time the three ways of syncing one case's sources, interleaved.
+
+    ``repeats`` is (repetitions, repetitions that include the one-process-per-source
+    series). Raises RuntimeError when a run did not fetch every source once.
+    """
+    from scraper.config import load_config
+
+    count, delay = case
+    repeats_all, repeats_apart = repeats
+    concurrency = load_config(folder / "config.yaml").concurrency
+    label = f"{plural(count, 'source')}, {delay * 1000:g} ms delay"
+    names = {
+        "pooled": f"sync of {label}, one process, concurrency {concurrency}",
+        "one at a time": f"sync of {label}, one process, concurrency 1",
+        "one process each": f"sync of {label}, one process per source",
+    }
+    result = SourceCase(
+        count, delay, {mode: ctx.keep(Samples(names[mode])) for mode in SOURCE_MODES}
+    )
+    for server in servers:
+        server.delay = delay
+    for turn in range(repeats_all):
+        modes = list(SOURCE_MODES if turn < repeats_apart else SOURCE_MODES[:2])
+        for mode in rotated(modes, turn):
+            for server in servers:
+                server.in_flight.reset()
+            overall.reset()
+            opened = sum(server.connections for server in servers)
+            responses = served(servers)
+            seconds, peak_rss = run_sources(mode, folder, count, concurrency)
+            if served(servers) - responses != count:
+                raise RuntimeError(
+                    f"{mode} sync of {count} sources made "
+                    f"{served(servers) - responses} requests, expected {count}"
+                )
+            samples = result.samples[mode]
+            samples.seconds.append(seconds)
+            samples.rss_kib.append(peak_rss)
+            server_peak = max(server.in_flight.maximum for server in servers)
+            result.server_peak[mode] = max(result.server_peak.get(mode, 0), server_peak)
+            result.overall_peak[mode] = max(
+                result.overall_peak.get(mode, 0), overall.maximum
+            )
+            result.connections[mode] = (
+                sum(server.connections for server in servers) - opened
+            )
+    return result
+
+
+def bench_sources(
+    ctx: Context, repeats_for: dict[int, int], apart_repeats_for: dict[int, int]
+) -> None:
+    counts = sorted({count for count, _ in SOURCE_CASES})
+    log(
+        f"5: many sources ({', '.join(map(str, counts))}) over {SOURCE_SERVERS} servers"
+    )
+    from scraper.config import load_config
+
+    overall = InFlight()
+    cases = []
+    with contextlib.ExitStack() as stack:
+        servers = [
+            stack.enter_context(PageServer(shared=(overall,)))
+            for _ in range(SOURCE_SERVERS)
+        ]
+        folders: dict[int, Path] = {}
+        for count, delay in SOURCE_CASES:
+            if count not in folders:
+                folders[count] = prepare_sources(ctx, servers, count)
+            log(f"5: {plural(count, 'source')}, {delay * 1000:g} ms response delay")
+            cases.append(
+                measure_sources(
+                    ctx,
+                    servers,
+                    overall,
+                    folders[count],
+                    (count, delay),
+                    (repeats_for[count], apart_repeats_for[count]),
+                )
+            )
+        concurrency = load_config(folders[counts[0]] / "config.yaml").concurrency
+
+    folder_alias = Path("$TMP/SOURCES-N")
     ctx.note_command(
-        "5", "all sources in one process", [SCRAPER, "sync"], Path("$TMP/SOURCES-N")
+        "5",
+        f"one process, default concurrency ({concurrency})",
+        [SCRAPER, "sync"],
+        folder_alias,
     )
     ctx.note_command(
         "5",
-        "one process per source, one after another",
-        [SCRAPER, "sync", "--source", "source-001"],
-        Path("$TMP/SOURCES-N"),
+        "one process, one source at a time",
+        [SCRAPER, "sync", "--concurrency", "1"],
+        folder_alias,
     )
-    ctx.results["sources"] = results
-    ctx.results["source connections"] = connections
+    ctx.note_command(
+        "5",
+        "one process per source, one after another (once per source)",
+        [SCRAPER, "sync", "--source", "source-001"],
+        folder_alias,
+    )
+    ctx.results["sources"] = cases
+    ctx.results["source servers"] = SOURCE_SERVERS
+    ctx.results["source concurrency"] = concurrency
 
 
 # Benchmark 6: start-up and imports
@@ -725,7 +934,7 @@ def bench_startup(ctx: Context, repeats: int, import_repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description="Run scraper's benchmarks and write BENCHMARKS.md."
+        description="Run scraper's benchmarks and write the report page."
     )
     parser.add_argument(
         "--quick",
@@ -733,9 +942,22 @@ def main() -> None:
         help=f"repeat each measurement at most {QUICK_REPEATS} times, for a trial run",
     )
     parser.add_argument(
-        "--output", type=Path, default=REPORT, help="report path (default: %(default)s)"
+        "--out",
+        "--output",
+        dest="out",
+        type=Path,
+        default=REPORT,
+        metavar="PATH",
+        help="write the report page to PATH; a relative PATH is taken from the "
+        "current folder, which bench/run sets to the repository root "
+        "(default: BENCHMARKS.md at the repository root)",
     )
     args = parser.parse_args()
+    if not args.out.parent.is_dir():
+        parser.error(
+            f"--out {args.out}: the folder {args.out.parent} does not exist; "
+            "create it or choose another path"
+        )
     quick = args.quick
 
     def repeats(count: int) -> int:
@@ -752,14 +974,19 @@ def main() -> None:
             bench_not_modified(ctx, repeats(REPEATS_NOT_MODIFIED))
             bench_history(ctx, repeats(REPEATS_HISTORY))
             bench_sources(
-                ctx, {count: repeats(value) for count, value in REPEATS_SOURCES.items()}
+                ctx,
+                {count: repeats(value) for count, value in REPEATS_SOURCES.items()},
+                {
+                    count: repeats(value)
+                    for count, value in REPEATS_SOURCES_APART.items()
+                },
             )
             bench_startup(ctx, repeats(REPEATS_STARTUP), repeats(REPEATS_IMPORTTIME))
             report = render(ctx, started, time.perf_counter() - clock, quick)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
-    args.output.write_text(report, encoding="utf-8")
-    log(f"wrote {args.output} in {(time.perf_counter() - clock) / 60:.1f} minutes")
+    args.out.write_text(report, encoding="utf-8")
+    log(f"wrote {args.out} in {(time.perf_counter() - clock) / 60:.1f} minutes")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -9,7 +10,7 @@ import tempfile
 import threading
 import time
 import timeit
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,16 +27,47 @@ class Route:
     statuses: list[int] = field(default_factory=list)
 
 
+class InFlight:
+    """A thread-safe count of requests being handled, with its maximum since a reset."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.current = 0
+        self.maximum = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self.maximum = self.current
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        with self._lock:
+            self.current += 1
+            self.maximum = max(self.maximum, self.current)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.current -= 1
+
+
 class PageServer:
     """An HTTP/1.1 server on 127.0.0.1 that serves fixed pages from memory.
 
     Connections stay open between requests (keep-alive), as a web server's would.
-    Each route records the status of every response it sent.
+    Each route records the status of every response it sent. Every response waits
+    ``delay`` seconds before its status line goes out, which models a network round
+    trip. ``in_flight`` counts the requests this server is handling, from the parsed
+    request line until the last byte of the response is written. Each counter in
+    ``shared`` counts them as well, so one counter can span several servers.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0, shared: Sequence[InFlight] = ()) -> None:
         self.routes: dict[str, Route] = {}
         self.connections = 0
+        self.delay = delay
+        self.in_flight = InFlight()
+        counters = (self.in_flight, *shared)
         routes = self.routes
         server = self
 
@@ -52,6 +84,14 @@ class PageServer:
                 super().setup()
 
             def do_GET(self) -> None:
+                with contextlib.ExitStack() as stack:
+                    for counter in counters:
+                        stack.enter_context(counter.counting())
+                    if server.delay:
+                        time.sleep(server.delay)
+                    self.respond()
+
+            def respond(self) -> None:
                 route = routes.get(self.path)
                 if route is None:
                     self.send_error(404)
@@ -111,12 +151,20 @@ class ProcessRun:
     stderr: str
 
 
+# Settings removed from the environment of every measured process. Proxy settings
+# would send loopback requests elsewhere. PYTHONDONTWRITEBYTECODE would stop the
+# warm-up round from writing the bytecode cache, so every run of the editable
+# install would compile scraper's sources again, which no installed copy does:
+# pip writes the cache of an installed package at install time.
+REMOVED_SETTINGS = ("http_proxy", "https_proxy", "all_proxy", "pythondontwritebytecode")
+
+
 def child_environment() -> dict[str, str]:
-    """Return this environment without proxy settings, so loopback requests go direct."""
+    """Return this environment without REMOVED_SETTINGS and with loopback unproxied."""
     environment = {
         name: value
         for name, value in os.environ.items()
-        if name.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+        if name.lower() not in REMOVED_SETTINGS
     }
     environment["NO_PROXY"] = environment["no_proxy"] = "127.0.0.1,localhost"
     return environment

@@ -1,4 +1,4 @@
-"""Write BENCHMARKS.md from the results that bench.py measured."""
+"""Write the report page (BENCHMARKS.md by default) from what bench.py measured."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ GOAL_VS_FLOOR = 1.3  # scraper sync within 1.3x of the floor script
 GOAL_VS_LXML = 2.0  # scraper's parse within 2x of a bare lxml parse and walk
 GOAL_VS_PANDAS = 1.0  # scraper's parse faster than pandas.read_html
 FORBIDDEN_IMPORTS = ("apscheduler", "apprise")
+# Section 4: how bench.store_calls times each Store method, on a store named `store`.
+TIMED_CALLS = {
+    "version_numbers": "`store.version_numbers()`",
+    "remove_stale_temporaries": "`store.remove_stale_temporaries((store.versions_path,))`",
+}
 # Section 1's goals: (contender, baseline, highest ratio of their medians).
 GOAL_PAIRS = (
     ("scraper first", "urlwatch first", GOAL_VS_URLWATCH),
@@ -104,10 +109,26 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
+def format_ratio(value: float, limit: float) -> str:
+    """Format a ratio with 2 decimals, or up to 4 while it would print as ``limit``.
+
+    A ratio of 1.004 against a limit of 1 then reads 1.004x, not a missed 1.00x.
+    """
+    for digits in (2, 3, 4):
+        text = f"{value:.{digits}f}"
+        if value == limit or float(text) != limit:
+            break
+    return f"{text}x"
+
+
 def verdict(value: float, limit: float) -> str:
     if value <= limit:
-        return f"met ({value:.2f}x ≤ {limit:g}x)"
-    return f"**missed**: {value:.2f}x against {limit:g}x, {(value / limit - 1) * 100:.0f}% over"
+        return f"met ({format_ratio(value, limit)} ≤ {limit:g}x)"
+    over = (value / limit - 1) * 100
+    over_text = f"{over:.0f}%" if over >= 0.5 else f"{over:.1f}%"
+    return (
+        f"**missed**: {format_ratio(value, limit)} against {limit:g}x, {over_text} over"
+    )
 
 
 def _short(verdict_text: str) -> str:
@@ -142,7 +163,7 @@ def render_whole(ctx: Context, summary: list) -> str:
             [
                 "1",
                 f"{numerator}: {goal}",
-                f"{value:.2f}x",
+                format_ratio(value, limit),
                 _short(verdict(value, limit)),
             ]
         )
@@ -293,7 +314,7 @@ def render_parse(ctx: Context, summary: list) -> str:
                 [
                     "2",
                     "parse: within 2x of bare lxml",
-                    f"{lxml_ratio:.2f}x",
+                    format_ratio(lxml_ratio, GOAL_VS_LXML),
                     _short(verdict(lxml_ratio, GOAL_VS_LXML)),
                 ]
             )
@@ -301,7 +322,7 @@ def render_parse(ctx: Context, summary: list) -> str:
                 [
                     "2",
                     "parse: faster than pandas.read_html",
-                    f"{pandas_ratio:.2f}x",
+                    format_ratio(pandas_ratio, GOAL_VS_PANDAS),
                     _short(verdict(pandas_ratio, GOAL_VS_PANDAS)),
                 ]
             )
@@ -474,7 +495,8 @@ def render_not_modified(ctx: Context, summary: list) -> str:
             f"- The server's status for the 304 run: {evidence['304']['status']}; its standard "
             f"output: `{evidence['304']['stdout']}`.",
             '- Log lines of the 304 run that contain "not-modified" or "not modified": '
-            + (", ".join(f"`{line}`" for line in not_modified_lines) or "none"),
+            + (", ".join(f"`{line}`" for line in not_modified_lines) or "none")
+            + ".",
             '- Lines containing "parsed": 304 run: '
             + (", ".join(f"`{line}`" for line in parsed_304) or "none")
             + "; 200 run: "
@@ -483,8 +505,9 @@ def render_not_modified(ctx: Context, summary: list) -> str:
             "",
             table(["File", "304 run", "200 run (unchanged rows)"], file_rows),
             "",
-            f"The 304 run rewrote {rewritten}. The version files and `latest.yaml` are "
-            "the snapshot; the table shows which other files each run rewrote.",
+            f"The 304 run rewrote {rewritten}. The version files, their page captures "
+            "and `latest.yaml` are the snapshot; the table shows which other files each "
+            "run rewrote.",
             "",
             "The same two unchanged runs inside one process, with every module already "
             "imported: `scraper.run.run_sync` (what `scraper sync` calls after reading its "
@@ -522,7 +545,7 @@ def render_history(ctx: Context, summary: list) -> str:
     for size, measured in timings.items():
         for name, item in measured.items():
             call_rows.append(
-                [f"{size:,}", f"`Store.{name}()`", f"{item.median * 1000:.3f}"]
+                [f"{size:,}", TIMED_CALLS[name], f"{item.median * 1000:.3f}"]
             )
 
     growth_rows = []
@@ -539,6 +562,7 @@ def render_history(ctx: Context, summary: list) -> str:
                 paired_ratio_spread(samples[largest], samples[smallest]),
                 ms(samples[largest].median - samples[smallest].median),
                 ", ".join(f"`{name}` {count}" for name, count in counts.items()),
+                str(calls["folder listings"][command]),
                 ms(listed),
             ]
         )
@@ -551,7 +575,7 @@ def render_history(ctx: Context, summary: list) -> str:
         result = (
             f"met: in at least a quarter of the repetitions the {largest:,}-version sync "
             f"was no slower than the {smallest}-version sync (lower quartile of the paired "
-            f"ratios {lower_quartile:.2f})."
+            f"ratios {lower_quartile:.2f}; ratio of medians {sync_ratio:.2f})."
         )
     else:
         result = (
@@ -560,7 +584,6 @@ def render_history(ctx: Context, summary: list) -> str:
             f"{extra / (largest - smallest) * 1e6:.2f} µs per stored version), and the "
             f"lower quartile of the paired ratios, {lower_quartile:.2f}, is above 1."
         )
-
     summary.append(
         [
             "4",
@@ -570,15 +593,34 @@ def render_history(ctx: Context, summary: list) -> str:
         ]
     )
 
+    listings = {
+        command: sum(calls["counts"][command].values())
+        + calls["folder listings"][command]
+        for command in ("sync", "show")
+    }
+    unlisted = listings["sync"] == 0 and listings["show"] == 0
+    summary.append(
+        [
+            "4",
+            "unchanged sync and show never list versions/",
+            f"sync {listings['sync']}, show {listings['show']} listing calls",
+            "met" if unlisted else "**missed**",
+        ]
+    )
+
     return "\n".join(
         [
             "## 4. History growth",
             "",
-            f"Stores with {', '.join(f'{size:,}' for size in sizes)} valid versions, built "
-            "with `scraper.yamlio.dump` and `scraper.store.checksum` and the newest through "
-            "`Store.write_version` under the lock; a warm-up sync checked each. The page is "
-            "unchanged, so each sync downloads, parses and compares with the latest version. "
-            f"{len(sync[smallest].seconds)} repetitions, interleaved.",
+            (
+                f"Stores with {', '.join(f'{size:,}' for size in sizes)} valid versions, built "
+                "by `bench/workspaces.py` with `scraper.yamlio.dump` and `scraper.store.checksum`, "
+                "the newest through `Store.write_version` under the lock, so `state.yaml` records "
+                "the newest version as `last_version`; a warm-up sync checked each. The versions "
+                "have no page captures, which neither command reads. The page is unchanged, so "
+                "each sync downloads, parses and compares with the latest version; `show` prints "
+                f"the latest version. {len(sync[smallest].seconds)} repetitions, interleaved."
+            ),
             "",
             table(
                 [
@@ -592,15 +634,29 @@ def render_history(ctx: Context, summary: list) -> str:
                 rows,
             ),
             "",
-            f"Goal: the cost of a sync does not grow with the number of versions; it is judged "
-            f"missed when the {largest:,}-version sync is slower in more than three quarters of "
-            f"the repetitions. Result: {result}",
+            (
+                f"Goal: the cost of a sync does not grow with the number of versions; it is judged "
+                f"missed when the {largest:,}-version sync is slower in more than three quarters of "
+                f"the repetitions. Result: {result}"
+            ),
             "",
-            "What grows with the history: the `Store` methods that read the whole versions "
-            "folder (`version_numbers` lists and sorts it, `remove_stale_temporaries` globs "
-            f"it). Each command ran once in-process (`scraper.cli.main`) on the {largest:,}-"
-            "version store with these methods counted, and each method was timed alone on "
-            "every store. The last column multiplies the counts by the per-call growth:",
+            (
+                "What would grow with the history: listing the versions folder. "
+                "`Store.version_numbers` lists and sorts it, and "
+                "`Store.remove_stale_temporaries` globs it when called with that folder, which "
+                "only a version write does. An unchanged sync and `show` need neither, because "
+                "`Store.newest_number` starts from `last_version` in `state.yaml`. Each command "
+                f"ran once in-process (`scraper.cli.main`) on the {largest:,}-version store with "
+                "both methods counted, and with every `os.listdir` and `os.scandir` of the "
+                "versions folder counted too, so a listing from anywhere else would show. Each "
+                "method was also timed alone on every store; the last column multiplies the "
+                "method counts by the per-call growth."
+            ),
+            "",
+            (
+                f"Goal: both commands make 0 such calls. Result: "
+                f"{'met' if unlisted else '**missed**'}."
+            ),
             "",
             table(["Versions", "Call", "Median ms per call"], call_rows),
             "",
@@ -610,7 +666,8 @@ def render_history(ctx: Context, summary: list) -> str:
                     f"Ratio {largest:,} / {smallest}",
                     "IQR of paired ratios",
                     "Extra ms (process medians)",
-                    "Listing calls per run",
+                    "Store listing calls per run",
+                    "os.listdir/os.scandir of versions/ per run",
                     "Extra ms the listing calls account for",
                 ],
                 growth_rows,
@@ -620,57 +677,229 @@ def render_history(ctx: Context, summary: list) -> str:
     )
 
 
-def render_sources(ctx: Context) -> str:
-    results = ctx.results["sources"]
-    opened = ", ".join(
-        f"{count}: {number}"
-        for count, number in ctx.results["source connections"].items()
-    )
-    fewest = min(results)
-    base = results[fewest][0]
+def _faster(value: float) -> str:
+    """Return the verdict on a goal that a ratio of medians is below 1."""
+    if value < 1.0:
+        return f"met ({format_ratio(value, 1.0)} < 1x)"
+    return f"**missed**: {format_ratio(value, 1.0)}, not below 1x"
+
+
+def _judged(case) -> bool:
+    """Return whether section 5 sets a goal for ``case``: 10 or more delayed sources."""
+    return case.count >= 10 and case.delay > 0
+
+
+def _delay_floor(case, mode: str, concurrency: int, servers: int) -> float:
+    """Return the seconds that the response delay alone adds to one run, at least.
+
+    Requests to one server go one at a time, and a pooled run has at most
+    ``concurrency`` requests in flight at once.
+    """
+    if mode != "pooled":
+        return case.count * case.delay
+    per_server = -(-case.count // servers)  # Round up: the busiest server's share.
+    return max(per_server * case.delay, case.count * case.delay / concurrency)
+
+
+def render_sources(ctx: Context, summary: list) -> str:
+    cases = ctx.results["sources"]
+    servers = ctx.results["source servers"]
+    concurrency = ctx.results["source concurrency"]
+    delays = sorted({case.delay for case in cases if case.delay})
+    delay_text = " and ".join(f"{delay * 1000:g} ms" for delay in delays)
+    labels = {
+        "pooled": f"pooled (concurrency {concurrency})",
+        "one at a time": "one at a time (--concurrency 1)",
+        "one process each": "one process per source",
+    }
+    single = {case.delay: case for case in cases if case.count == 1}
+
     rows = []
-    for count, (together, apart) in results.items():
-        added = "–"
-        if count > fewest:
-            added = ms((together.median - base.median) / (count - fewest))
-        rows.append(
+    for case in cases:
+        for mode, samples in case.samples.items():
+            added = "–"
+            base = single.get(case.delay)
+            if base is not None and case.count > 1:
+                added = ms(
+                    (samples.median - base.samples[mode].median) / (case.count - 1)
+                )
+            rows.append(
+                [
+                    f"{case.count:,}",
+                    f"{case.delay * 1000:g}",
+                    labels[mode],
+                    ms(samples.median),
+                    samples.spread(),
+                    ms(_delay_floor(case, mode, concurrency, servers)),
+                    added,
+                    f"{samples.rss_mib:.1f}",
+                    str(len(samples.seconds)),
+                ]
+            )
+
+    judged_counts = " and ".join(f"{case.count:,}" for case in cases if _judged(case))
+    ratio_rows = []
+    for case in cases:
+        pooled = case.samples["pooled"]
+        serial = case.samples["one at a time"]
+        apart = case.samples["one process each"]
+        value = ratio(pooled, serial)
+        if _judged(case):
+            goal, result = "pooled / one at a time below 1", _faster(value)
+            summary.append(
+                [
+                    "5",
+                    f"pooled sync faster than one at a time, {plural(case.count, 'source')}",
+                    format_ratio(value, 1.0),
+                    _short(result),
+                ]
+            )
+        elif case.count == 1:
+            goal, result = "none: one source leaves the pool nothing to share", "–"
+        else:
+            goal, result = "none: no delay, shown for contrast", "–"
+        ratio_rows.append(
             [
-                str(count),
-                ms(together.median),
-                together.spread(),
-                ms(apart.median),
-                apart.spread(),
-                f"{ratio(apart, together):.2f}",
-                added,
-                f"{together.rss_mib:.1f}",
-                str(len(together.seconds)),
+                f"{case.count:,}",
+                f"{case.delay * 1000:g}",
+                f"{value:.2f}",
+                paired_ratio_spread(pooled, serial),
+                f"{ratio(apart, pooled):.2f}",
+                paired_ratio_spread(apart, pooled),
+                goal,
+                result,
             ]
         )
+
+    limit_rows = []
+    for case in cases:
+        for mode in case.samples:
+            limit_rows.append(
+                [
+                    f"{case.count:,}",
+                    f"{case.delay * 1000:g}",
+                    labels[mode],
+                    str(case.server_peak[mode]),
+                    str(case.overall_peak[mode]),
+                    str(case.connections[mode]),
+                ]
+            )
+    pooled_peak = max(case.server_peak["pooled"] for case in cases)
+    limit_held = pooled_peak == 1
+    summary.append(
+        [
+            "5",
+            "pooled sync: at most 1 request in flight per server",
+            f"at most {pooled_peak}",
+            "met" if limit_held else "**missed**",
+        ]
+    )
+
+    fewer = [
+        f"at {case.count:,} sources ({case.delay * 1000:g} ms delay), "
+        f"{len(case.samples['one process each'].seconds)} of the "
+        f"{len(case.samples['pooled'].seconds)} repetitions"
+        for case in cases
+        if len(case.samples["one process each"].seconds)
+        < len(case.samples["pooled"].seconds)
+    ]
+    repetitions = (
+        "The one-process-per-source series runs only in the first repetitions where it "
+        "is slow: " + "; ".join(fewer) + ". Its paired ratios use those repetitions."
+        if fewer
+        else "Every mode ran in every repetition."
+    )
+
     return "\n".join(
         [
             "## 5. Many sources",
             "",
-            "N sources with distinct names, each at its own URL on the one local server (same "
-            "page), synced once beforehand so that every timed run is unchanged. One `scraper "
-            "sync` of all N is compared with N `scraper sync --source NAME` processes run one "
-            "after another; the second time is the wall time of the whole series, and its peak "
-            "RSS is the largest of its processes. TCP connections the server accepted during "
-            f"the last one-process run, per source count: {opened}. No goal was set; the numbers show the "
-            "cost per source and what one process saves.",
+            (
+                f"N sources with distinct names, each at its own URL, spread round-robin over "
+                f"{servers} local servers on different ports (source i on server i mod {servers}), "
+                "all serving the captured page. Round-robin matters because a sync sends one "
+                "request at a time to each host and port, so sources on one server cannot overlap. "
+                "The sources were synced once beforehand, so every timed run downloads, parses "
+                "and finds each one unchanged. Three ways of syncing them, interleaved:"
+            ),
+            "",
+            (
+                f"- **pooled**: one `scraper sync` with the default concurrency of {concurrency} "
+                "(up to that many sources at once)."
+            ),
+            "- **one at a time**: one `scraper sync --concurrency 1`.",
+            (
+                "- **one process per source**: N `scraper sync --source NAME` processes one after "
+                "another, as a shell loop runs them. Its time is that of the whole series and its "
+                "peak RSS that of its largest process."
+            ),
+            "",
+            (
+                f"Response delay: each server waits {delay_text} before it answers a request. "
+                "The delay models a network round trip, which loopback does not have. It is "
+                "a modelling choice, not a measured latency. Without it a loopback request "
+                "spends little time waiting, so the pool has little to overlap, and the "
+                "10-source case is also shown with no delay for contrast. The column *Delay "
+                "alone* is the least time the delay adds to one run: N × delay for the "
+                "serial modes, and for the pooled one the larger of N × delay / concurrency "
+                f"and the busiest server's share × delay. {repetitions}"
+            ),
             "",
             table(
                 [
                     "Sources",
-                    "One process median ms",
+                    "Delay ms",
+                    "Mode",
+                    "Median ms",
                     "IQR ms",
-                    "One per source median ms",
-                    "IQR ms",
-                    "Ratio apart / together",
-                    f"ms per source beyond {fewest} (one process)",
-                    "Peak RSS MiB (together)",
+                    "Delay alone ms",
+                    "ms per source beyond 1",
+                    "Peak RSS MiB",
                     "Repetitions",
                 ],
                 rows,
+            ),
+            "",
+            (
+                f"Goal: at {judged_counts} sources with the {delay_text} response delay, the "
+                "pooled sync is faster than the same sources synced one at a time (ratio of "
+                "medians below 1)."
+            ),
+            "",
+            table(
+                [
+                    "Sources",
+                    "Delay ms",
+                    "Pooled / one at a time",
+                    "IQR of paired ratios",
+                    "One process per source / pooled",
+                    "IQR of paired ratios",
+                    "Goal",
+                    "Result",
+                ],
+                ratio_rows,
+            ),
+            "",
+            (
+                "Goal: the pooled sync never has more than one request in flight on a server. "
+                "Each server counts the requests it is handling, from the parsed request line "
+                "to the last byte of the response, and records the maximum during each run; a "
+                "counter shared by all servers shows how many requests the run overlapped. "
+                "The table gives the maximum over a mode's runs and the TCP connections the "
+                f"servers accepted during its last run. Result: {'met' if limit_held else '**missed**'}"
+                f" (at most {pooled_peak} on one server)."
+            ),
+            "",
+            table(
+                [
+                    "Sources",
+                    "Delay ms",
+                    "Mode",
+                    "Max in flight, one server",
+                    "Max in flight, all servers",
+                    "TCP connections, last run",
+                ],
+                limit_rows,
             ),
             "",
         ]
@@ -810,10 +1039,14 @@ def render_commands(ctx: Context) -> str:
     lines = [
         "## Commands",
         "",
-        "`bash bench/run` runs all of the commands below. `$TMP` is the benchmark's temporary "
-        "folder, `$PORT` the local server's port and `$TMP/NEW` a new folder per repetition. "
-        "Each folder holds the `config.yaml` that `bench/workspaces.py` writes: the project's "
-        "`config.yaml` with the source's name and URL replaced.",
+        (
+            "`bash bench/run` runs all of the commands below. `$TMP` is the benchmark's temporary "
+            "folder, `$PORT` the local server's port and `$TMP/NEW` a new folder per repetition. "
+            "Each folder holds the `config.yaml` that `bench/workspaces.py` writes: the project's "
+            "`config.yaml` with its sources replaced by the benchmark's, each with its own name "
+            "and URL and the key and columns of the project's first source. `$TMP/SOURCES-N` "
+            "holds N such sources."
+        ),
         "",
     ]
     for section in sorted(ctx.commands):
@@ -840,13 +1073,19 @@ def render(ctx: Context, started: datetime, seconds: float, quick: bool) -> str:
             else "."
         ),
         "",
-        "Method: every page is served from memory by an HTTP/1.1 server on 127.0.0.1 started "
-        "by the benchmark, with keep-alive and TCP_NODELAY. Contenders run interleaved, their order rotating every repetition, "
-        "so they share the machine's noise. Tables give the median and the interquartile "
-        "range (IQR); a ratio is the ratio of the two medians, and its IQR is that of the "
-        "ratios of runs made in the same repetition. Goals are judged on the median ratio "
-        "unless a section says otherwise; no time is a pass or fail condition. Whole-process times are wall times from "
-        "process start to exit.",
+        (
+            "Method: every page is served from memory by HTTP/1.1 servers on 127.0.0.1 started "
+            "by the benchmark, with keep-alive and TCP_NODELAY: one server for most sections, "
+            f"{ctx.results['source servers']} in section 5, which alone adds a fixed delay to "
+            "each response. Contenders run interleaved, their order rotating every repetition, "
+            "so they share the machine's noise. Tables give the median and the interquartile "
+            "range (IQR); a ratio is the ratio of the two medians, and its IQR is that of the "
+            "ratios of runs made in the same repetition. Goals are judged on the median ratio "
+            "unless a section says otherwise; no time is a pass or fail condition. "
+            "Whole-process times are wall times from process start to exit. Measured "
+            "processes run without PYTHONDONTWRITEBYTECODE, so after the warm-up round "
+            "scraper's editable install loads cached bytecode, as an installed copy does."
+        ),
         "",
         "## Machine",
         "",
@@ -863,7 +1102,7 @@ def render(ctx: Context, started: datetime, seconds: float, quick: bool) -> str:
         render_parse(ctx, summary),
         render_not_modified(ctx, summary),
         render_history(ctx, summary),
-        render_sources(ctx),
+        render_sources(ctx, summary),
         render_startup(ctx, summary),
         render_memory(ctx),
         render_commands(ctx),

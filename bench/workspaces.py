@@ -89,7 +89,11 @@ def build_history(
     keeps a 10,000-version store quick to build. Version N goes through
     Store.write_version under the store's lock, which also writes latest.yaml and
     state.yaml the way a sync does. Each document carries its own checksum, so the
-    tool's validation accepts any of them.
+    tool's validation accepts any of them. No version has a page capture, which
+    neither `scraper sync` nor `scraper show` reads.
+
+    Raises RuntimeError unless state.yaml's ``last_version`` is N, because the sync
+    finds the newest version from it and would otherwise list the versions folder.
     """
     write_scraper_config(folder, [("capi-image-builder", url)])
     config = load_config(folder / "config.yaml")
@@ -117,6 +121,12 @@ def build_history(
     # A sample read back through the tool's own validation.
     for number in sorted({1, versions // 2 or 1, versions}):
         store.load_version(number)
+    recorded = store.load_state()["last_version"]
+    if recorded != versions or store.newest_number() != versions:
+        raise RuntimeError(
+            f"the built store's state.yaml records version {recorded} and its newest "
+            f"version is {store.newest_number()}, expected {versions}"
+        )
 
 
 def history_document(
