@@ -35,6 +35,11 @@ NOTES_FIELD = "notes"
 MAX_COLSPAN = 1000
 MAX_ROWSPAN = 65534
 REPLACEMENT_CHARACTER = "\ufffd"
+# C0 and C1 control characters other than tab, line feed and carriage return, which
+# cell text normalisation has already turned into spaces or line breaks. None belongs
+# in a matrix cell, and printed to a terminal some of them move the cursor or set the
+# window title, so a cell that contains one is rejected.
+_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 _VERSION = r"v?\d+(?:\.\d+)+(?:[-+~][0-9A-Za-z]+(?:[.+~-][0-9A-Za-z]+)*)?"
 # re.ASCII: \d would otherwise match digits of other scripts (Arabic-Indic, Devanagari),
@@ -403,6 +408,13 @@ class TableReader:
             raise self.error(
                 f"{where}: undecodable bytes in {text!r}",
                 hint="the page's bytes do not match its declared charset",
+            )
+        control = _CONTROL_CHARACTER.search(text)
+        if control:
+            raise self.error(
+                f"{where}: control character U+{ord(control.group()):04X} in {text!r}",
+                hint="matrix cells hold printable text only; the page is damaged or "
+                "was changed to contain terminal escape sequences",
             )
         if not lines:
             raise self.error(f"{where}: the cell is empty")

@@ -667,6 +667,15 @@ PARSE_ERRORS = [
         id="replacement-character",
     ),
     pytest.param(
+        table(data_row("1.30.4", "cni_version = 1.3.0&#x1b;[31m")),
+        [
+            "data row 1 ('1.30.4')",
+            "column 'Dependencies Version'",
+            "control character U+001B in 'cni_version = 1.3.0\\x1b[31m'",
+        ],
+        id="escape-in-pins",
+    ),
+    pytest.param(
         table(f'<tr><td colspan="2">1.30.4</td><td>{PINS_HTML}</td></tr>'),
         ["data row 1", "has 3 cells, expected 2"],
         id="key-colspan-both-columns",
@@ -702,6 +711,44 @@ def test_undecodable_bytes_rejected():
         parse(text)
     assert "undecodable bytes" in str(raised.value)
     assert "column 'Dependencies Version'" in str(raised.value)
+
+
+TEXT_SOURCE = replace(
+    SOURCE,
+    columns=(
+        SOURCE.columns[0],
+        Column(header="Dependencies Version", field="dependencies", parse="text"),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("cell", "code"),
+    [
+        ("RED&#x1b;[31m", "U+001B"),
+        ("title&#x1b;]0;owned&#x07;", "U+001B"),
+        ("bell&#x07;", "U+0007"),
+        ("backspace&#x08;x", "U+0008"),
+        ("delete&#x7f;", "U+007F"),
+        # libxml2 reads the reference &#x9b; as windows-1252's "›", so the C1
+        # character is written as itself.
+        ("csi\x9b31m", "U+009B"),
+        ("raw \x1b[0m escape", "U+001B"),
+    ],
+)
+def test_control_character_rejected(cell, code):
+    with pytest.raises(ParseError) as raised:
+        parse(page(table(data_row("1.30.4", cell))), TEXT_SOURCE)
+    message = str(raised.value)
+    assert f"control character {code}" in message
+    assert "column 'Dependencies Version'" in message
+
+
+def test_text_cell_keeps_printable():
+    rows = parse(page(table(data_row("1.30.4", "v4.6.9 (≥ glibc 2.31)\tbuild"))), TEXT_SOURCE)
+    assert rows == [
+        {"kubernetes_version": "1.30.4", "dependencies": "v4.6.9 (≥ glibc 2.31) build"}
+    ]
 
 
 OTHER_TABLE = (
