@@ -601,6 +601,7 @@ def command_history(args) -> int:
                 "added": len(diff["added"]),
                 "removed": len(diff["removed"]),
                 "changed": len(diff["changed"]),
+                "previous_version": diff["previous_version"],
             }
         )
     if args.format == "json":
@@ -615,6 +616,16 @@ def command_history(args) -> int:
             f"{entry['version']:>7}  {entry['fetched_at']:<20}  {entry['rows']:>4}  "
             f"{entry['added']:>5}  {entry['removed']:>7}  {entry['changed']:>7}"
         )
+    # A version's counts compare it with the version before it, which retention or
+    # a user may have deleted since.
+    stored = {entry["version"] for entry in entries}
+    for entry in entries:
+        previous = entry["previous_version"]
+        if previous is not None and previous not in stored:
+            print(
+                f"version {entry['version']} is compared with version {previous}, "
+                "which is no longer stored"
+            )
     return int(ExitCode.OK)
 
 
@@ -623,16 +634,11 @@ def _row_history(args, source, store) -> int:
     from .history import history_text, row_history
 
     _require_versions(store)
-    key, events = row_history(store, source.key, args.key)
+    history = row_history(store, source.key, args.key)
     if args.format == "json":
-        data = {
-            "source": source.name,
-            "key": key,
-            "changes": [event.to_data() for event in events],
-        }
-        print(render.to_json(data))
+        print(render.to_json(history.to_data(source.name)))
     else:
-        print(history_text(source.name, key, events))
+        print(history_text(source.name, history))
     return int(ExitCode.OK)
 
 

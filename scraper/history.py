@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime, time, timezone
+from datetime import datetime, time, timedelta, timezone
 
 from .diff import flatten
 from .errors import UsageError
 from .parse import key_identity, sort_key
 from .store import Store, parse_timestamp
+
+# The --at forms: a date, or a date and a time to the minute, second or microsecond,
+# with an optional offset (Z, +HH:MM, +HHMM or +HH). RFC 3339 allows lower-case t and z.
+_MOMENT = re.compile(
+    r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})"
+    r"(?:[Tt ](?P<hour>\d{2}):(?P<minute>\d{2})"
+    r"(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,6}))?)?"
+    r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<offset_hours>\d{2})(?::?(?P<offset_minutes>\d{2}))?)?)?",
+    re.ASCII,
+)
 
 
 @dataclass
@@ -21,7 +32,7 @@ class RowEvent:
 
     version: int
     fetched_at: str
-    kind: str  # "added", "changed" or "removed"
+    kind: str  # "added", "changed", "removed", or "present" for RowHistory.present
     fields: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def to_data(self) -> dict:
@@ -33,20 +44,48 @@ class RowEvent:
         }
 
 
-def row_history(store: Store, key_field: str, key: str) -> tuple[str, list[RowEvent]]:
+@dataclass
+class RowHistory:
+    """A row's changes across the stored versions, oldest first.
+
+    ``unstored`` lists the ranges of version numbers, up to the newest, that are not
+    in the store because retention pruned them or someone deleted them. Changes made
+    in those versions are unknown. ``present`` is the row as the oldest stored
+    version has it, when earlier versions are unstored and that version did not add
+    the row, so the history starts from a known state; otherwise it is None.
+    """
+
+    key: str
+    events: list[RowEvent]
+    unstored: list[tuple[int, int]]
+    present: RowEvent | None = None
+
+    def to_data(self, source: str) -> dict:
+        return {
+            "source": source,
+            "key": self.key,
+            "not_stored": [list(pair) for pair in self.unstored],
+            "present_in_oldest": self.present.to_data() if self.present else None,
+            "changes": [event.to_data() for event in self.events],
+        }
+
+
+def row_history(store: Store, key_field: str, key: str) -> RowHistory:
     """Return the stored key that matches ``key`` and every change of that row.
 
-    Reads the diff that each stored version keeps against the version before it.
-    Keys match as versions do, so ``v1.28.9`` finds ``1.28.9``. Raises UsageError
-    when no stored version mentions the row.
+    Reads the diff that each stored version keeps against the version before it,
+    which stays true after that earlier version is deleted. Keys match as versions
+    do, so ``v1.28.9`` finds ``1.28.9``. Raises UsageError when no stored version
+    has the row.
     """
     target = key_identity(key)
     matched = None
     events = []
-    latest = None
-    for number in store.version_numbers():
+    numbers = store.version_numbers()
+    documents = {}
+    for number in numbers:
         document = store.load_version(number)
-        latest = document
+        documents[number] = document
         diff = document["diff"]
         for kind, rows in (("added", diff["added"]), ("removed", diff["removed"])):
             for row in rows:
@@ -67,11 +106,15 @@ def row_history(store: Store, key_field: str, key: str) -> tuple[str, list[RowEv
                     for path, values in change["fields"].items()
                 }
                 events.append(RowEvent(number, document["fetched_at"], "changed", pairs))
-    if matched is None and latest is not None:
-        for row in latest["rows"]:
+    present = _present_in_oldest(documents, numbers, key_field, target, events)
+    if present is not None:
+        matched = matched or present[0]
+    if matched is None and numbers:
+        for row in documents[numbers[-1]]["rows"]:
             if key_identity(row[key_field]) == target:
                 matched = row[key_field]
     if matched is None:
+        latest = documents[numbers[-1]] if numbers else None
         known = sorted({row[key_field] for row in latest["rows"]}, key=sort_key) if latest else []
         raise UsageError(
             f"no stored version has a row with {key_field} {key!r}",
@@ -79,25 +122,96 @@ def row_history(store: Store, key_field: str, key: str) -> tuple[str, list[RowEv
             where=str(store.path),
             hint=f"rows in the latest version: {', '.join(known)}" if known else "run 'scraper sync' first",
         )
-    return matched, events
+    return RowHistory(
+        matched,
+        events,
+        _unstored(numbers),
+        present[1] if present is not None else None,
+    )
+
+
+def _present_in_oldest(
+    documents: dict[int, dict],
+    numbers: list[int],
+    key_field: str,
+    target: object,
+    events: list[RowEvent],
+) -> tuple[str, RowEvent] | None:
+    # The row as the oldest stored version has it, when versions before that one are
+    # unstored and it did not add the row: the only known state before its events.
+    if not numbers or numbers[0] == 1:
+        return None
+    oldest = numbers[0]
+    if any(event.version == oldest and event.kind == "added" for event in events):
+        return None
+    document = documents[oldest]
+    for row in document["rows"]:
+        if key_identity(row[key_field]) == target:
+            values = {path: value for path, value in flatten(row).items() if path != key_field}
+            pairs = {path: (value, value) for path, value in values.items()}
+            return row[key_field], RowEvent(oldest, document["fetched_at"], "present", pairs)
+    return None
+
+
+def _unstored(numbers: list[int]) -> list[tuple[int, int]]:
+    # The ranges of numbers from 1 to the newest stored version that are not stored.
+    ranges = []
+    expected = 1
+    for number in numbers:
+        if number > expected:
+            ranges.append((expected, number - 1))
+        expected = number + 1
+    return ranges
 
 
 def parse_moment(text: str) -> datetime:
-    """Parse a ``--at`` value: a date means the end of that day in UTC.
+    """Parse a ``--at`` value into an aware UTC time.
 
-    A time without an offset is taken as UTC. Raises UsageError for anything else.
+    A date alone means the end of that day in UTC, and a time without an offset is
+    taken as UTC. Raises UsageError for any other form and for a time that cannot be
+    expressed in UTC, such as 0001-01-01T00:00+01:00.
     """
-    value = text.strip()
+    match = _MOMENT.fullmatch(text.strip())
+    invalid = UsageError(
+        f"invalid date {text!r}",
+        hint="write a date such as 2026-05-01, or a time such as 2026-05-01T12:00:00Z",
+    )
+    if not match:
+        raise invalid
+    parts = match.groupdict()
     try:
-        if len(value) == 10:
-            day = datetime.strptime(value, "%Y-%m-%d").date()
-            return datetime.combine(day, time.max, tzinfo=timezone.utc)
-        return parse_timestamp(value)
+        if parts["hour"] is None:
+            day = datetime(int(parts["year"]), int(parts["month"]), int(parts["day"]))
+            return datetime.combine(day.date(), time.max, tzinfo=timezone.utc)
+        moment = datetime(
+            int(parts["year"]),
+            int(parts["month"]),
+            int(parts["day"]),
+            int(parts["hour"]),
+            int(parts["minute"]),
+            int(parts["second"] or 0),
+            int((parts["fraction"] or "0").ljust(6, "0")),
+            tzinfo=_offset(parts),
+        )
+        return moment.astimezone(timezone.utc)
     except ValueError:
+        raise invalid from None
+    except OverflowError:
         raise UsageError(
-            f"invalid date {text!r}",
-            hint="write a date such as 2026-05-01, or a time such as 2026-05-01T12:00:00Z",
+            f"the time {text!r} is out of range in UTC",
+            hint="give a time between 0001-01-01 and 9999-12-31 in UTC",
         ) from None
+
+
+def _offset(parts: dict) -> timezone:
+    if parts["offset"] is None or parts["offset"] in "Zz":
+        return timezone.utc
+    hours = int(parts["offset_hours"])
+    minutes = int(parts["offset_minutes"] or 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"invalid offset {parts['offset']!r}")
+    sign = -1 if parts["sign"] == "-" else 1
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
 def version_at(store: Store, moment: datetime) -> int:
@@ -128,19 +242,35 @@ def version_at(store: Store, moment: datetime) -> int:
 
 
 def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat pads the year to four digits, which strftime's %Y does not on Linux.
+    utc = moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None)
+    return utc.isoformat() + "Z"
 
 
 def _fetched_at(store: Store, number: int) -> datetime:
     return parse_timestamp(store.load_version(number)["fetched_at"])
 
 
-def history_text(source: str, key: str, events: list[RowEvent]) -> str:
+def history_text(source: str, history: RowHistory) -> str:
     """Return a row's history as lines, oldest first, with old -> new values."""
-    lines = [f"{source}: history of {key}"]
-    if not events:
+    lines = [f"{source}: history of {history.key}"]
+    if history.unstored:
+        spans = ", ".join(
+            str(first) if first == last else f"{first} to {last}"
+            for first, last in history.unstored
+        )
+        lines.append(
+            f"  versions not stored (pruned or deleted): {spans}; "
+            "changes made in them are not shown"
+        )
+    if history.present is not None:
+        event = history.present
+        lines.append(f"version {event.version}  {event.fetched_at}  present in the oldest stored version")
+        for path, (value, _) in event.fields.items():
+            lines.append(f"  = {path}: {value}")
+    if not history.events:
         lines.append("  no change in the stored versions")
-    for event in events:
+    for event in history.events:
         lines.append(f"version {event.version}  {event.fetched_at}  {event.kind}")
         for path, (old, new) in event.fields.items():
             if event.kind == "added":

@@ -112,6 +112,8 @@ def test_key_history_json(history, scraper):
     assert json.loads(result.out) == {
         "source": SOURCE,
         "key": "1.30.4",
+        "not_stored": [],
+        "present_in_oldest": None,
         "changes": [
             {
                 "version": 2,
@@ -141,15 +143,73 @@ def test_key_history_unknown_key(history, scraper):
     assert result.out == ""
 
 
-def test_key_history_unchanged_row(history, workdir, scraper):
-    # With the versions that added it deleted, a row has no change left to show.
+def test_key_history_after_prune(history, workdir, scraper):
+    # With the version that added it deleted, the row's history starts from the
+    # state the oldest stored version records, and says what is missing.
     store = Store(workdir / "snapshots", SOURCE)
     store.delete_version(1)
     result = scraper("history", "--key", "1.27.13")
     assert result.code == 0, result.err
     assert result.out == (
-        f"{SOURCE}: history of 1.27.13\n  no change in the stored versions\n"
+        f"{SOURCE}: history of 1.27.13\n"
+        "  versions not stored (pruned or deleted): 1; changes made in them are not shown\n"
+        "version 2  2026-04-15T02:00:00Z  present in the oldest stored version\n"
+        "  = dependencies.cni_version: 1.2.0\n"
+        "  = dependencies.containerd_version: 1.7.13\n"
+        "  = dependencies.crictl_version: 1.26.0\n"
+        "  no change in the stored versions\n"
     )
+
+
+def test_key_history_after_prune_json(history, workdir, scraper):
+    store = Store(workdir / "snapshots", SOURCE)
+    store.delete_version(1)
+    store.delete_version(2)
+    result = scraper("history", "--key", "1.28.9", "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["not_stored"] == [[1, 2]]
+    assert data["present_in_oldest"] == {
+        "version": 3,
+        "fetched_at": "2026-05-01T02:00:00Z",
+        "change": "present",
+        "fields": {
+            "dependencies.cni_version": {"old": "1.2.0", "new": "1.2.0"},
+            "dependencies.containerd_version": {"old": "1.7.16", "new": "1.7.16"},
+            "dependencies.crictl_version": {"old": "1.26.0", "new": "1.26.0"},
+        },
+    }
+    # Version 3's diff against version 2 is still stored, so its change shows.
+    assert [change["version"] for change in data["changes"]] == [3, 4]
+    assert data["changes"][0]["change"] == "changed"
+
+
+def test_version_table_names_unstored_previous(history, workdir, scraper):
+    store = Store(workdir / "snapshots", SOURCE)
+    store.delete_version(2)
+    result = scraper("history")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert [line.split()[0] for line in lines[1:4]] == ["1", "3", "4"]
+    assert lines[4:] == ["version 3 is compared with version 2, which is no longer stored"]
+    data = json.loads(scraper("history", "--format", "json").out)
+    assert [entry["previous_version"] for entry in data["versions"]] == [None, 2, 3]
+
+
+def test_key_history_middle_gap(history, workdir, scraper):
+    # A version deleted between two stored ones is named; the changes that the
+    # versions around it record are still shown.
+    store = Store(workdir / "snapshots", SOURCE)
+    store.delete_version(2)
+    result = scraper("history", "--key", "1.28.9")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[1] == (
+        "  versions not stored (pruned or deleted): 2; changes made in them are not shown"
+    )
+    assert "present in the oldest stored version" not in result.out
+    assert "version 1  2026-03-01T02:00:00Z  added" in lines
+    assert "version 3  2026-05-01T02:00:00Z  changed" in lines
 
 
 def test_key_history_empty_store(workdir, server, scraper):
@@ -177,6 +237,11 @@ def test_key_history_empty_store(workdir, server, scraper):
         ("2026-06-10", 4),
         ("2027-01-01", 4),
         ("2026-05-20T12:00:00", 3),
+        ("2026-04-15t02:00:00z", 2),
+        ("2026-04-15 02:00", 2),
+        ("2026-04-15T01:59:59.999999Z", 1),
+        ("2026-04-15T04:00+0200", 2),
+        ("2026-04-14T23:00-03", 2),
     ],
 )
 def test_show_at(history, scraper, moment, version):
@@ -201,12 +266,41 @@ def test_show_at_before_first(history, scraper):
     assert "the oldest stored version was fetched at 2026-03-01T02:00:00Z" in result.err
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "01/05/2026", ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",
+        "2026-13-01",
+        "01/05/2026",
+        "",
+        "20261204",
+        "2026-W49",
+        "2026-12-04T15",
+        "2026-02-30",
+        "2026-05-01T24:00",
+        "2026-05-01T12:60",
+        "2026-05-01T12:00+24:00",
+        "2026-05-01T12:00:00.1234567Z",
+        "２０２６-05-01",
+    ],
+)
 def test_show_at_invalid(history, scraper, text):
     result = scraper("show", "--at", text)
     assert result.code == 2
     assert f"invalid date {text!r}" in result.err
     assert "2026-05-01T12:00:00Z" in result.err
+
+
+def test_show_at_out_of_range(history, scraper):
+    result = scraper("show", "--at", "0001-01-01T00:00:00+01:00")
+    assert result.code == 2
+    assert "the time '0001-01-01T00:00:00+01:00' is out of range in UTC" in result.err
+
+
+def test_show_at_early_year_padded(history, scraper):
+    result = scraper("show", "--at", "0001-01-01")
+    assert result.code == 2
+    assert "no version existed at 0001-01-01T23:59:59Z" in result.err
 
 
 def test_show_at_and_version_exclusive(history, scraper, capsys):
