@@ -310,7 +310,9 @@ def _add_reparse(commands, common) -> None:
         "parser and configuration, and report each version whose rows would differ. "
         "The store is not changed. Exits with 1 when any version differs or fails.",
     )
-    parser.add_argument("--source", metavar="NAME", help="source to reparse")
+    parser.add_argument(
+        "--source", metavar="NAME", help="source to reparse (default: every source)"
+    )
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -644,9 +646,48 @@ def _row_history(args, source, store) -> int:
 
 def command_reparse(args) -> int:
     from . import render
-    from .reparse import SAME, reparse_versions
+    from .reparse import SAME
+    from .store import Store
 
-    source, store = _open_store(args)
+    config = _load_config(args)
+    sources = [config.source(args.source)] if args.source else list(config.sources)
+    several = len(sources) > 1
+    reports = []
+    codes = [int(ExitCode.OK)]
+    for source in sources:
+        store = Store(config.snapshots_dir, source.name)
+        try:
+            if several and not store.versions_path.is_dir():
+                # Among several sources, one that has never synced has nothing to check.
+                print(f"{source.name}: no versions stored yet", file=sys.stderr)
+                continue
+            results = _reparse_source(args, source, store)
+        except StoreError as error:
+            if not several:
+                raise
+            # Like sync and prune, one damaged store does not stop the others.
+            _report(error, getattr(args, "traceback", False))
+            codes.append(int(error.exit_code))
+            continue
+        reports.append((source, results))
+        if any(result.status != SAME for result in results):
+            codes.append(int(ExitCode.CHANGED))
+    if args.format == "json":
+        data = [
+            {"source": source.name, "versions": [result.to_data() for result in results]}
+            for source, results in reports
+        ]
+        # Several sources give their objects in config order under "sources".
+        print(render.to_json({"sources": data} if several else data[0]))
+    else:
+        for source, results in reports:
+            print(_reparse_text(source, results))
+    return max(codes)
+
+
+def _reparse_source(args, source, store) -> list:
+    from .reparse import reparse_versions
+
     numbers = _require_versions(store)
     outcomes = reparse_versions(store, source, numbers)
     show_progress = args.progress

@@ -167,6 +167,57 @@ def test_second_sync_unchanged_both(shipped_pair, scraper):
     )
 
 
+def test_reparse_every_source(shipped_pair, scraper):
+    assert scraper("sync").code == 0
+    result = scraper("reparse")
+    assert result.code == 0, result.err
+    assert result.out == (
+        f"{CAPI}: reparsed 1 versions: 1 same\n"
+        f"{PALETTE}: reparsed 1 versions: 1 same\n"
+    )
+
+
+def test_reparse_every_source_json(shipped_pair, scraper):
+    assert scraper("sync").code == 0
+    result = scraper("reparse", "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert [entry["source"] for entry in data["sources"]] == [CAPI, PALETTE]
+    statuses = [
+        version["status"] for entry in data["sources"] for version in entry["versions"]
+    ]
+    assert statuses == ["same", "same"]
+
+
+def test_reparse_one_source_json(shipped_pair, scraper):
+    assert scraper("sync").code == 0
+    result = scraper("reparse", "--source", PALETTE, "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["source"] == PALETTE
+    assert [version["version"] for version in data["versions"]] == [1]
+
+
+def test_reparse_damaged_store_others_checked(shipped_pair, workdir, scraper):
+    assert scraper("sync").code == 0
+    damaged = workdir / "snapshots" / CAPI / "versions" / "000001.yaml"
+    damaged.write_bytes(damaged.read_bytes().replace(b"1.27.13", b"1.27.14"))
+    result = scraper("reparse")
+    assert result.code == 5
+    assert str(damaged) in result.err
+    assert result.out == f"{PALETTE}: reparsed 1 versions: 1 same\n"
+
+
+def test_reparse_skips_never_synced(workdir, scraper):
+    two_sources(workdir)
+    (workdir / "palette.html").write_bytes(fixture_bytes(PALETTE_PAGE))
+    assert scraper("sync", "--source", PALETTE).code == 0
+    result = scraper("reparse")
+    assert result.code == 0, result.err
+    assert result.out == f"{PALETTE}: reparsed 1 versions: 1 same\n"
+    assert f"{CAPI}: no versions stored yet" in result.err
+
+
 # 2. Failing sources
 
 
