@@ -363,7 +363,9 @@ def _fetch_once(
             + " -> ".join(chain[:5] + ["..."]),
         ) from None
     except requests.exceptions.RequestException as error:
-        raise _fetch_error(source, url, _describe_request_error(error, settings)) from None
+        raise _fetch_error(
+            source, url, _describe_request_error(error, settings), _request_hint(error)
+        ) from None
     with response:
         return _read_response(source, url, response, validators, fetched_at, state)
 
@@ -586,6 +588,28 @@ def _describe_request_error(error: Exception, settings: FetchSettings) -> str:
     if isinstance(error, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
         return f"incomplete body: {_first_line(error)}"
     return _first_line(error)
+
+
+def _request_hint(error: Exception) -> str:
+    """Return what to check after a request that got no response."""
+    text = str(error)
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return (
+            "the host did not answer; check the url and any firewall, "
+            "or raise fetch.connect_timeout"
+        )
+    if isinstance(error, requests.exceptions.ReadTimeout) or "Read timed out" in text:
+        return "the server is slow; raise fetch.read_timeout, or wait for the next run"
+    if "NameResolutionError" in text or "Name or service not known" in text:
+        return "check the host name in the source's url and this machine's DNS settings"
+    if "Connection refused" in text:
+        return (
+            "no server listens at that host and port; "
+            "check the url's port and that the server is running"
+        )
+    if isinstance(error, requests.exceptions.SSLError):
+        return "check the system clock and the CA bundle (REQUESTS_CA_BUNDLE)"
+    return "check the url and the network; the next run will try again"
 
 
 def _first_line(error: Exception) -> str:

@@ -14,9 +14,11 @@ import socket
 import threading
 
 import pytest
+import requests
 import yaml
 
 import scraper as scraper_package
+from scraper.fetch import _request_hint
 from tests.conftest import (
     CASES,
     FIXTURES,
@@ -624,3 +626,24 @@ def test_missing_file(good_store, workdir, scraper):
 
     assert_failed(result, 3, "file not found")
     assert snapshots(workdir) == good_store
+
+
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        (requests.exceptions.ConnectTimeout("connect"), "raise fetch.connect_timeout"),
+        (requests.exceptions.ReadTimeout("read"), "raise fetch.read_timeout"),
+        (
+            requests.exceptions.ConnectionError("Name or service not known"),
+            "check the host name in the source's url",
+        ),
+        (
+            requests.exceptions.ConnectionError("[Errno 111] Connection refused"),
+            "check the url's port and that the server is running",
+        ),
+        (requests.exceptions.SSLError("certificate verify failed"), "CA bundle"),
+        (requests.exceptions.ConnectionError("reset by peer"), "the next run will try again"),
+    ],
+)
+def test_request_error_hint(error, hint):
+    assert hint in _request_hint(error)

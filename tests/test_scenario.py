@@ -181,6 +181,7 @@ def test_refused_connection_keeps_store(history, workdir, scraper_process):
 
     assert result.code == 3
     assert "connection refused" in result.err
+    assert "no server listens at that host and port" in result.err
     assert store_files(workdir / "snapshots") == before
 
 
