@@ -699,13 +699,7 @@ def _reparse_source(args, source, store) -> list:
         outcomes = tqdm(
             outcomes, total=len(numbers), unit="version", desc=source.name, file=sys.stderr
         )
-    results = list(outcomes)
-    if args.format == "json":
-        data = {"source": source.name, "versions": [result.to_data() for result in results]}
-        print(render.to_json(data))
-    else:
-        print(_reparse_text(source, results))
-    return int(ExitCode.OK if all(r.status == SAME for r in results) else ExitCode.CHANGED)
+    return list(outcomes)
 
 
 def _reparse_text(source, results) -> str:
