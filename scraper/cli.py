@@ -225,7 +225,9 @@ def _add_export(commands, common) -> None:
     parser.add_argument(
         "--out",
         metavar="FILE",
-        help="write to FILE, replacing it atomically, instead of stdout",
+        help="write to FILE instead of stdout, or to stdout with -. A regular file "
+        "is replaced atomically, the target of a symbolic link is replaced, and a "
+        "FIFO or character device is written in place",
     )
     parser.set_defaults(handler=command_export)
 
@@ -767,9 +769,10 @@ def _prune_store(store, source, lock_timeout: float, dry_run: bool) -> list[int]
 
 
 def command_export(args) -> int:
-    from .export import check_options, export_text, write_output
+    from .export import check_options, check_out, export_text, write_output
 
     check_options(args.format, args.k8s, args.deb_revision)
+    check_out(args.out)
     source, store = _open_store(args)
     numbers = _require_versions(store)
     if args.number is not None:
@@ -864,6 +867,11 @@ def command_report(args) -> int:
 
     from .report import write_report
 
+    if not args.out:
+        raise UsageError(
+            "--out is empty",
+            hint="give a folder for index.html, for example --out report",
+        )
     config = _load_config(args)
     sources = [config.source(args.source)] if args.source else list(config.sources)
     print(write_report(config.snapshots_dir, sources, Path(args.out).expanduser()))

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ from . import yamlio
 from .config import Source
 from .diff import flatten
 from .errors import UsageError
-from .files import replace_atomically
+from .files import FileTypeError, write_file
 from .parse import Row, is_version, key_identity
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 ROW_FORMATS = ("json", "csv", "yaml")
 BUILD_FORMATS = ("packer", "imageconfig")
 PINS = ("cni_version", "containerd_version", "crictl_version")
+
+# --out - writes to stdout, as with no --out. A file named "-" is --out ./-.
+STDOUT = "-"
+_FILE_HINT = "give a file path, or - for stdout"
 
 # A Debian revision may contain only alphanumerics and "+", "." and "~" (deb-version(7)).
 _DEB_REVISION = re.compile(r"^[A-Za-z0-9+.~]+$")
@@ -291,17 +296,68 @@ def imageconfig_text(kubernetes: str, pins: dict[str, str]) -> str:
     )
 
 
+def check_out(out: str | None) -> None:
+    """Raise UsageError unless ``out`` can name the file to write the export to.
+
+    None and "-" mean stdout. The check runs before the store is read, so a wrong
+    path fails at once. write_output checks again when it writes.
+    """
+    if out is None or out == STDOUT:
+        return
+    if out == "":
+        raise UsageError("--out is empty", hint=_FILE_HINT)
+    if os.path.isdir(out):
+        raise UsageError(f"--out {out} is a folder", hint=_FILE_HINT)
+    if out.endswith(("/", os.sep)):
+        # Path() drops a trailing slash, which would turn "missing/" into a file.
+        raise UsageError(
+            f"--out {out} ends in a slash, so it names a folder", hint=_FILE_HINT
+        )
+
+
 def write_output(text: str, out: str | None) -> None:
-    """Write ``text`` to stdout, or replace the file ``out`` atomically."""
-    if out is None:
+    """Write ``text`` to stdout (``out`` None or "-") or to the file ``out``.
+
+    See files.write_file for how a regular file, a symbolic link, a FIFO and a
+    character device are written.
+    """
+    if out is None or out == STDOUT:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    check_out(out)
     path = Path(out)
     try:
-        replace_atomically(path, text.encode("utf-8"))
+        write_file(path, text.encode("utf-8"))
+    except IsADirectoryError:
+        raise UsageError(f"--out {out} is a folder", hint=_FILE_HINT) from None
+    except FileTypeError as error:
+        raise UsageError(
+            f"--out {out} is a {error.kind}, which export does not write to",
+            hint="give a regular file, a FIFO or a character device, or - for stdout",
+        ) from None
+    except BrokenPipeError:
+        raise UsageError(
+            f"cannot write --out {out}: the reader closed the pipe before the "
+            "whole export was written",
+            hint="keep the reader of the FIFO open until the export ends",
+        ) from None
     except OSError as error:
         raise UsageError(
-            f"cannot write --out {out}: {error.strerror or error}",
+            f"cannot write --out {_describe(path)}: {error.strerror or error}",
             hint="give a file in an existing, writable folder",
         ) from None
+
+
+def _describe(path: Path) -> str:
+    """Return ``path``, and the file it resolves to when it is a symbolic link."""
+    if not os.path.islink(path):
+        return str(path)
+    try:
+        target = os.path.realpath(path, strict=True)
+    except FileNotFoundError:
+        target = os.path.realpath(path)
+    except OSError:
+        # A loop of links has no target, and the OSError message reports the loop.
+        return str(path)
+    return f"{path} (a link to {target})"

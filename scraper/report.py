@@ -25,7 +25,7 @@ from . import __version__
 from .config import Source
 from .diff import Diff, RowChange
 from .errors import StoreError, UsageError
-from .files import replace_atomically
+from .files import write_file
 from .redact import redact_url
 from .store import Store
 
@@ -58,13 +58,15 @@ def write_report(
     """Write ``out_dir/index.html`` for ``sources`` and return its path.
 
     Raises StoreError when a source has no stored version or a version file is
-    invalid, and UsageError when ``out_dir`` cannot be created or written. The file
-    is replaced atomically, so a failed run leaves the previous report in place.
+    invalid, and UsageError when ``out_dir`` cannot be created or written. The page
+    is written with files.write_file: a regular file is replaced atomically, so a
+    failed run leaves the previous report in place, a symbolic link keeps pointing
+    to the replaced file, and a FIFO is written in place.
     """
     reported = [_open_source(snapshots_dir, source) for source in sources]
     moment = generated_at or datetime.now(timezone.utc)
     folder = _make_folder(Path(out_dir))
-    # NOTE: replace_atomically takes the whole file as bytes, so the pieces go to
+    # NOTE: write_file takes the whole file as bytes, so the pieces go to
     # a buffer in memory, not straight to disk. The buffer contains the page once,
     # and each version file is loaded only while its entry is written.
     buffer = io.BytesIO()
@@ -72,7 +74,7 @@ def write_report(
         buffer.write(chunk.encode("utf-8"))
     path = folder / REPORT_FILE
     try:
-        replace_atomically(path, buffer.getbuffer())
+        write_file(path, buffer.getbuffer())
     except OSError as error:
         raise UsageError(
             f"cannot write the report: {error.strerror or error}",

@@ -5,9 +5,14 @@ captures served on 127.0.0.1."""
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
+import socket
+import stat
+import sys
+import threading
 
 import pytest
 import yaml
@@ -480,3 +485,216 @@ def test_out_missing_folder(synced, workdir):
     assert result.code == 2
     assert f"cannot write --out {target}: No such file or directory" in result.err
     assert not (workdir / "missing").exists()
+
+
+def temporary_files(folder) -> list[str]:
+    return [name for name in os.listdir(folder) if name.endswith(".tmp")]
+
+
+def test_out_dash_writes_stdout(synced, workdir):
+    result = synced(
+        "export", "--format", "imageconfig", "--k8s", "1.28.9", "--out", "-"
+    )
+    assert result.code == 0, result.err
+    assert result.out == IMAGECONFIG_1_28_9
+    assert not (workdir / "-").exists()
+
+
+def test_out_file_named_dash(synced, workdir):
+    result = synced(
+        "export", "--format", "imageconfig", "--k8s", "1.28.9", "--out", "./-"
+    )
+    assert result.code == 0, result.err
+    assert result.out == ""
+    assert (workdir / "-").read_text(encoding="utf-8") == IMAGECONFIG_1_28_9
+
+
+def test_out_empty_rejected(synced, workdir):
+    before = sorted(os.listdir(workdir))
+    result = synced("export", "--format", "csv", "--out", "")
+    assert result.code == 2
+    assert "--out is empty (give a file path, or - for stdout)" in result.err
+    assert sorted(os.listdir(workdir)) == before
+
+
+def test_out_empty_rejected_before_store(workdir, serve_page, scraper):
+    write_config(workdir, serve_page("matrix-4rows-asc.html"))
+    result = scraper("export", "--format", "json", "--out", "")
+    assert result.code == 2
+    assert "--out is empty" in result.err
+
+
+@pytest.mark.parametrize("out", [".", "folder", "folder/", "folder-link"])
+def test_out_folder_rejected(synced, workdir, out):
+    (workdir / "folder").mkdir()
+    (workdir / "folder-link").symlink_to("folder")
+    before = sorted(os.listdir(workdir))
+    result = synced("export", "--format", "csv", "--out", out)
+    assert result.code == 2
+    assert f"--out {out} is a folder (give a file path, or - for stdout)" in result.err
+    assert sorted(os.listdir(workdir)) == before
+    assert os.listdir(workdir / "folder") == []
+
+
+def test_out_trailing_slash_rejected(synced, workdir):
+    result = synced("export", "--format", "csv", "--out", "missing/")
+    assert result.code == 2
+    assert "--out missing/ ends in a slash, so it names a folder" in result.err
+    assert not (workdir / "missing").exists()
+
+
+def test_out_symlink_replaces_target(synced, workdir):
+    target = workdir / "pins" / "kubernetes.json"
+    target.parent.mkdir()
+    target.write_text("old content\n", encoding="utf-8")
+    link = workdir / "latest.json"
+    link.symlink_to(os.path.join("pins", "kubernetes.json"))
+    result = synced(
+        "export", "--format", "packer", "--k8s", "1.28.9", "--out", "latest.json"
+    )
+    assert result.code == 0, result.err
+    assert link.is_symlink()
+    assert os.readlink(link) == os.path.join("pins", "kubernetes.json")
+    assert target.read_text(encoding="utf-8") == PACKER_1_28_9
+    assert temporary_files(workdir) == []
+    assert temporary_files(target.parent) == []
+
+
+def test_out_dangling_symlink_creates_target(synced, workdir):
+    link = workdir / "latest.json"
+    link.symlink_to("kubernetes.json")
+    result = synced(
+        "export", "--format", "packer", "--k8s", "1.28.9", "--out", "latest.json"
+    )
+    assert result.code == 0, result.err
+    assert link.is_symlink()
+    assert (workdir / "kubernetes.json").read_text(encoding="utf-8") == PACKER_1_28_9
+
+
+def test_out_dangling_symlink_names_target(synced, workdir):
+    (workdir / "latest.json").symlink_to(os.path.join("missing", "kubernetes.json"))
+    result = synced("export", "--format", "csv", "--out", "latest.json")
+    target = os.path.join(os.path.realpath(workdir), "missing", "kubernetes.json")
+    assert result.code == 2
+    assert (
+        f"cannot write --out latest.json (a link to {target}): No such file or directory"
+        in result.err
+    )
+    assert not (workdir / "missing").exists()
+
+
+def test_out_symlink_loop_rejected(synced, workdir):
+    (workdir / "first").symlink_to("second")
+    (workdir / "second").symlink_to("first")
+    result = synced("export", "--format", "csv", "--out", "first")
+    assert result.code == 2
+    assert f"cannot write --out first: {os.strerror(errno.ELOOP)}" in result.err
+    assert (workdir / "first").is_symlink()
+    assert (workdir / "second").is_symlink()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_out_fifo_written_in_place(synced, workdir):
+    fifo = workdir / "pins.fifo"
+    os.mkfifo(fifo)
+    # An open read end lets the export open the FIFO at once, and the few bytes
+    # of imageconfig output fit in the pipe buffer, so no reader thread is needed.
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        result = synced(
+            "export", "--format", "imageconfig", "--k8s", "1.28.9", "--out", str(fifo)
+        )
+        received = os.read(reader, 65536)
+    finally:
+        os.close(reader)
+    assert result.code == 0, result.err
+    assert received.decode("utf-8") == IMAGECONFIG_1_28_9
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert temporary_files(workdir) == []
+
+
+def many_rows_page(count: int) -> bytes:
+    """Return matrix-4rows-asc.html with its rows replaced by ``count`` rows."""
+    page = fixture_bytes("matrix-4rows-asc.html")
+    start = page.index(b"<tbody>") + len(b"<tbody>")
+    end = page.index(b"</tbody>")
+    rows = b"".join(
+        b"<tr><td>1.%d.0</td><td><code>cni_version</code> = 1.2.0</td></tr>" % number
+        for number in range(count)
+    )
+    return page[:start] + rows + page[end:]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_out_fifo_reader_closes_early(workdir, serve_page, scraper):
+    sync_page(workdir, serve_page, scraper, many_rows_page(3000))
+    fifo = workdir / "rows.fifo"
+    os.mkfifo(fifo)
+    received = []
+
+    def read_start_and_close() -> None:
+        # Blocks until the export opens the FIFO for writing.
+        descriptor = os.open(fifo, os.O_RDONLY)
+        try:
+            received.append(os.read(descriptor, 100))
+        finally:
+            os.close(descriptor)
+
+    reader = threading.Thread(target=read_start_and_close, daemon=True)
+    reader.start()
+    # The JSON of 3000 rows is about 310 KB, more than a Linux pipe buffer (64 KiB),
+    # so the export is still writing when the reader closes its end.
+    result = scraper("export", "--format", "json", "--out", str(fifo))
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert received and received[0].startswith(b"[")
+    assert result.code == 2
+    assert (
+        f"cannot write --out {fifo}: the reader closed the pipe before the whole "
+        "export was written"
+    ) in result.err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def make_device_node(path, kind: int, major: int, minor: int) -> None:
+    """Create a device node at ``path``, or skip the test where that is not allowed."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("device numbers below are Linux ones")
+    try:
+        os.mknod(path, kind | 0o600, os.makedev(major, minor))
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+
+
+def test_out_character_device_written_in_place(synced, workdir):
+    # 1:3 is the null device on Linux, which discards the written bytes.
+    device = workdir / "null"
+    make_device_node(device, stat.S_IFCHR, 1, 3)
+    result = synced("export", "--format", "csv", "--out", str(device))
+    assert result.code == 0, result.err
+    assert result.out == ""
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+    assert temporary_files(workdir) == []
+
+
+def test_out_block_device_rejected(synced, workdir):
+    # No Linux driver has block major 0, so opening this node fails with ENXIO
+    # and even a write by mistake reaches no disk.
+    device = workdir / "disk"
+    make_device_node(device, stat.S_IFBLK, 0, 0)
+    result = synced("export", "--format", "csv", "--out", str(device))
+    assert result.code == 2
+    assert f"--out {device} is a block device, which export does not" in result.err
+    assert stat.S_ISBLK(os.lstat(device).st_mode)
+    assert temporary_files(workdir) == []
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs Unix sockets")
+def test_out_socket_rejected(synced, workdir):
+    path = workdir / "out.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        result = synced("export", "--format", "csv", "--out", str(path))
+    assert result.code == 2
+    assert f"--out {path} is a socket, which export does not write to" in result.err
+    assert stat.S_ISSOCK(os.lstat(path).st_mode)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import os
 import re
+import stat
 import sys
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -666,6 +668,64 @@ def test_report_out_is_file(history, workdir):
     assert result.code == 2
     assert "--out names a file, not a folder" in result.err
     assert (workdir / "taken").read_text(encoding="utf-8") == "not a folder\n"
+
+
+def test_report_out_empty_rejected(history, workdir):
+    before = sorted(os.listdir(workdir))
+    result = history("report", "--out", "")
+    assert result.code == 2
+    assert "--out is empty (give a folder for index.html" in result.err
+    assert sorted(os.listdir(workdir)) == before
+
+
+def test_report_out_symlinked_folder(history, workdir):
+    (workdir / "site").mkdir()
+    (workdir / "linked").symlink_to("site")
+    result = history("report", "--out", "linked")
+    assert result.code == 0, result.err
+    assert result.out == "linked/index.html\n"
+    assert (workdir / "linked").is_symlink()
+    assert sorted(os.listdir(workdir / "site")) == ["index.html"]
+    page = load_page(workdir / "site" / "index.html")
+    assert len(page.cssselect("li.version")) == 2
+
+
+def test_report_index_symlink_kept(history, workdir):
+    (workdir / "out").mkdir()
+    (workdir / "pages").mkdir()
+    target = workdir / "pages" / "matrix.html"
+    target.write_text("old page\n", encoding="utf-8")
+    link = workdir / "out" / "index.html"
+    link.symlink_to(os.path.join("..", "pages", "matrix.html"))
+    report(history)
+    assert link.is_symlink()
+    assert os.readlink(link) == os.path.join("..", "pages", "matrix.html")
+    page = load_page(target)
+    assert len(page.cssselect("li.version")) == 2
+    assert sorted(os.listdir(workdir / "out")) == ["index.html"]
+    assert sorted(os.listdir(workdir / "pages")) == ["matrix.html"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_report_index_fifo_written_in_place(history, workdir):
+    (workdir / "out").mkdir()
+    fifo = workdir / "out" / "index.html"
+    os.mkfifo(fifo)
+    received = []
+
+    def read_all() -> None:
+        # Blocks until the report opens the FIFO for writing.
+        with open(fifo, "rb") as handle:
+            received.append(handle.read())
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    report(history)
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert received[0].startswith(b"<!DOCTYPE html>")
+    assert received[0].endswith(b"</html>\n")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
 def test_report_out_required(history):
