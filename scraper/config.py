@@ -73,6 +73,15 @@ class Notify:
     stale_after_hours: float = 48.0
 
 
+# Upper limits of the retention setting. The cutoff time is now minus keep_days, and
+# datetime raises OverflowError when it falls before the year 1, about 739,000 days
+# back. 100 years keeps the whole history of any store. An hourly sync takes 114
+# years to write a million versions. Larger values are rejected as typing mistakes,
+# because null keeps every version.
+MAX_KEEP_DAYS = 36500
+MAX_KEEP_VERSIONS = 1_000_000
+
+
 @dataclass(frozen=True)
 class Retention:
     """Which old versions a sync deletes; None keeps every version.
@@ -379,12 +388,32 @@ class _Validator:
         if "keep_versions" in values:
             count = values["keep_versions"]
             if count is not None:
-                count = self.number(count, _join(key_path, "keep_versions"), 1, integer=True)
+                count_path = _join(key_path, "keep_versions")
+                self.typed(count, count_path, int, "a whole number")
+                # Compared before number(), whose float conversion raises
+                # OverflowError on an integer of more than about 308 digits.
+                if count > MAX_KEEP_VERSIONS:
+                    raise self.fail(
+                        count_path,
+                        f"{count} is above the maximum {MAX_KEEP_VERSIONS}",
+                        f"use a value from 1 to {MAX_KEEP_VERSIONS}, "
+                        "or null to keep every version",
+                    )
+                count = self.number(count, count_path, 1, integer=True)
             result = replace(result, keep_versions=count)
         if "keep_days" in values:
             days = values["keep_days"]
             if days is not None:
-                days = float(self.number(days, _join(key_path, "keep_days"), 0.001))
+                days_path = _join(key_path, "keep_days")
+                self.typed(days, days_path, (int, float), "a number")
+                if days > MAX_KEEP_DAYS:
+                    raise self.fail(
+                        days_path,
+                        f"{days} is above the maximum {MAX_KEEP_DAYS} (100 years)",
+                        f"use a value from 0.001 to {MAX_KEEP_DAYS}, "
+                        "or null to keep versions of any age",
+                    )
+                days = float(self.number(days, days_path, 0.001))
             result = replace(result, keep_days=days)
         return result
 

@@ -46,7 +46,9 @@ def reparse_versions(store: Store, source: Source, numbers: Iterable[int]) -> It
     """Yield the outcome of parsing each version's capture again, in order.
 
     Raises StoreError when a version file is damaged. A capture that cannot be
-    parsed is reported as FAILED, not raised, so the other versions are still read.
+    read or parsed, or is larger than the source's ``fetch.max_bytes`` when
+    decompressed, is reported as FAILED, not raised, so the other versions are
+    still read.
     """
     for number in numbers:
         yield reparse_version(store, source, number)
@@ -55,7 +57,7 @@ def reparse_versions(store: Store, source: Source, numbers: Iterable[int]) -> It
 def reparse_version(store: Store, source: Source, number: int) -> Reparsed:
     document = store.load_version(number)
     try:
-        content = store.load_capture(number)
+        content = store.load_capture(number, max_bytes=source.fetch.max_bytes)
     except ScraperError as error:
         return Reparsed(number, FAILED, message=error.message)
     if content is None:

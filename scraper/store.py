@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from . import yamlio
+from .config import FetchSettings
 from .files import replace_atomically
 from .errors import StoreError
 
@@ -184,12 +185,19 @@ class Store:
     def capture_path(self, number: int) -> Path:
         return self.captures_path / f"{number:06d}.html.gz"
 
-    def load_capture(self, number: int) -> bytes | None:
-        """Return the page fetched for version ``number``, or None if none was kept."""
+    def load_capture(
+        self, number: int, max_bytes: int = FetchSettings.max_bytes
+    ) -> bytes | None:
+        """Return the page fetched for version ``number``, or None if none was kept.
+
+        Decompression stops after ``max_bytes`` + 1 bytes, so a damaged or crafted
+        capture cannot fill the memory. A larger page raises StoreError, as a larger
+        download fails the fetch.
+        """
         path = self.capture_path(number)
         try:
             with gzip.open(path, "rb") as handle:
-                return handle.read()
+                content = handle.read(max_bytes + 1)
         except FileNotFoundError:
             return None
         except (OSError, EOFError) as error:
@@ -198,6 +206,15 @@ class Store:
                 f"the capture cannot be read: {error}",
                 "delete the damaged capture; reparse then skips this version",
             ) from None
+        if len(content) > max_bytes:
+            raise self.error(
+                path,
+                f"the capture is larger than fetch.max_bytes ({max_bytes} bytes) "
+                "when decompressed",
+                "raise fetch.max_bytes if the page really is that large, or delete "
+                "the capture so that reparse skips this version",
+            )
+        return content
 
     def load_state(self) -> dict | None:
         """Return the validated state file, or None before the first successful run."""
@@ -282,8 +299,23 @@ class Store:
         version's ``fetched_at``. The scan starts at the oldest version and stops
         at the first one young enough to keep, because versions are numbered in
         the order they were fetched.
+
+        When any version expires, every version that would be kept is loaded and
+        validated first, and one that cannot be read raises StoreError. Deleting
+        the good old versions of a store whose kept versions are damaged could
+        leave no readable history at all. The check reads every kept version, so
+        its cost grows with the kept history, and is paid only when one expires.
         """
         numbers = self.version_numbers()
+        expired = self.select_expired(numbers, retention, now)
+        if expired:
+            self.validate_kept_versions(numbers[len(expired):])
+        return expired
+
+    def select_expired(
+        self, numbers: list[int], retention, now: datetime | None
+    ) -> list[int]:
+        """Return the oldest of ``numbers`` that ``retention`` no longer keeps."""
         candidates = numbers[:-1]
         if retention.keep_versions is not None:
             candidates = numbers[: max(len(numbers) - retention.keep_versions, 0)]
@@ -296,6 +328,20 @@ class Store:
                 break
             expired.append(number)
         return expired
+
+    def validate_kept_versions(self, numbers: list[int]) -> None:
+        """Load each of ``numbers`` and raise StoreError at the first invalid version."""
+        for number in numbers:
+            try:
+                self.load_version(number)
+            except StoreError as error:
+                raise StoreError(
+                    f"no version was deleted, because version {number}, which the "
+                    f"retention setting keeps, cannot be read: {error.message}",
+                    source=self.source,
+                    where=error.where,
+                    hint=error.hint,
+                ) from None
 
     def delete_version(self, number: int) -> None:
         """Delete version ``number`` and its capture. Call with the lock held."""
@@ -398,6 +444,20 @@ class _Invalid(Exception):
     pass
 
 
+class _NewerSchema(_Invalid):
+    """A file written by a newer release: intact, in a format this one cannot read."""
+
+    def __init__(self, schema: int) -> None:
+        super().__init__(
+            f"schema_version {schema} was written by a newer scraper (this one reads "
+            f"{SCHEMA_VERSION})"
+        )
+        self.hint = (
+            f"upgrade scraper to a release that reads schema_version {schema}, and "
+            "keep the file, because it is not damaged"
+        )
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise _Invalid(message)
@@ -414,11 +474,8 @@ def _check_keys(document: object, keys: tuple[str, ...], what: str) -> None:
 def _check_schema_version(document: dict) -> None:
     schema = document.get("schema_version")
     _require(type(schema) is int, f"schema_version is {schema!r}, expected a whole number")
-    _require(
-        schema <= SCHEMA_VERSION,
-        f"schema_version {schema} was written by a newer scraper (this one reads "
-        f"{SCHEMA_VERSION}); upgrade scraper",
-    )
+    if schema > SCHEMA_VERSION:
+        raise _NewerSchema(schema)
     _require(schema == SCHEMA_VERSION, f"unsupported schema_version {schema}")
 
 
@@ -475,6 +532,13 @@ def validate_snapshot(document: object, source: str, number: int, path: object) 
     """Raise StoreError unless ``document`` is a complete, intact snapshot."""
     try:
         _check_snapshot(document, source, number)
+    except _NewerSchema as error:
+        raise StoreError(
+            f"unsupported snapshot: {error}",
+            source=source,
+            where=str(path),
+            hint=error.hint,
+        ) from None
     except _Invalid as error:
         raise StoreError(
             f"invalid snapshot: {error}",
@@ -531,6 +595,13 @@ def validate_state(document: object, source: str, path: object) -> None:
         for name in ("url", "etag", "last_modified"):
             _check_text(validators[name], f"validators.{name}", optional=True)
         _require(document["checksum"] == checksum(document), "the checksum does not match")
+    except _NewerSchema as error:
+        raise StoreError(
+            f"unsupported state file: {error}",
+            source=source,
+            where=str(path),
+            hint=error.hint,
+        ) from None
     except _Invalid as error:
         raise StoreError(
             f"invalid state file: {error}",

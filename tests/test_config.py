@@ -252,6 +252,63 @@ INVALID = [
         "write 'minute hour day month weekday'",
     ),
     (
+        "keep-days-above-max",
+        BASE + "retention:\n  keep_days: 1000000000\n",
+        "retention.keep_days",
+        "1000000000 is above the maximum 36500 (100 years)",
+        "use a value from 0.001 to 36500, or null to keep versions of any age",
+    ),
+    (
+        "keep-days-just-above-max",
+        BASE + "retention:\n  keep_days: 36500.5\n",
+        "retention.keep_days",
+        "36500.5 is above the maximum 36500",
+        "use a value from 0.001 to 36500",
+    ),
+    (
+        "keep-days-infinite",
+        BASE + "retention:\n  keep_days: .inf\n",
+        "retention.keep_days",
+        "inf is above the maximum 36500",
+        "use a value from 0.001 to 36500",
+    ),
+    (
+        # Larger than a float can hold: float() would raise OverflowError.
+        "keep-days-400-digits",
+        BASE + "retention:\n  keep_days: 1" + "0" * 400 + "\n",
+        "retention.keep_days",
+        "is above the maximum 36500",
+        "use a value from 0.001 to 36500",
+    ),
+    (
+        "source-keep-days-above-max",
+        edited("    url: page.html\n", "    url: page.html\n    retention:\n      keep_days: 36501\n"),
+        "sources[0].retention.keep_days",
+        "36501 is above the maximum 36500",
+        "use a value from 0.001 to 36500",
+    ),
+    (
+        "keep-versions-above-max",
+        BASE + "retention:\n  keep_versions: 1000001\n",
+        "retention.keep_versions",
+        "1000001 is above the maximum 1000000",
+        "use a value from 1 to 1000000, or null to keep every version",
+    ),
+    (
+        "keep-versions-400-digits",
+        BASE + "retention:\n  keep_versions: 1" + "0" * 400 + "\n",
+        "retention.keep_versions",
+        "is above the maximum 1000000",
+        "use a value from 1 to 1000000",
+    ),
+    (
+        "keep-versions-float",
+        BASE + "retention:\n  keep_versions: 2.5\n",
+        "retention.keep_versions",
+        "expected a whole number, found 2.5 (float)",
+        "write a whole number here",
+    ),
+    (
         "yaml-syntax",
         edited("lock_timeout: 5\n", "lock_timeout: 5\n  bad: indent\n"),
         "line 3, column 6",
@@ -373,6 +430,33 @@ def test_invalid_config_default_path(workdir, page, scraper, text, key_path):
     assert result.code == 2
     assert "config: config.yaml: " in result.err
     assert key_path in result.err
+
+
+def test_prune_keep_days_above_max(workdir, page, scraper):
+    # Before the limit, prune computed now - 1e9 days and crashed with exit code 70.
+    write_text(workdir, BASE + "retention:\n  keep_days: 1000000000\n")
+
+    result = scraper("prune", "--dry-run")
+    assert result.code == 2
+    assert result.out == ""
+    assert result.err == (
+        "scraper: error: config: config.yaml: retention.keep_days: 1000000000 is above "
+        "the maximum 36500 (100 years) (use a value from 0.001 to 36500, or null to "
+        "keep versions of any age)\n"
+    )
+
+
+@pytest.mark.parametrize("setting", ["keep_days: 36500", "keep_versions: 1000000"])
+def test_retention_maximum_accepted(workdir, page, scraper, setting):
+    write_text(workdir, BASE)
+    for fixture in ("matrix-3rows-asc.html", "matrix-4rows-asc.html"):
+        page.write_bytes(fixture_bytes(fixture))
+        assert scraper("sync").code == 0
+    write_text(workdir, BASE + f"retention:\n  {setting}\n")
+
+    result = scraper("prune", "--dry-run")
+    assert result.code == 0, result.err
+    assert result.out == f"{SOURCE}: would delete no versions\n"
 
 
 def test_missing_config_file(workdir, scraper):
