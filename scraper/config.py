@@ -73,6 +73,18 @@ class Notify:
     stale_after_hours: float = 48.0
 
 
+# The largest number any setting accepts: 10^12 seconds is over 30,000 years and
+# 10^12 bytes is a terabyte, so a larger value is a typing mistake, and it could
+# overflow a float or a datetime where it is used.
+MAX_NUMBER = 10**12
+
+
+def _shorten(value: object) -> str:
+    # A number of hundreds of digits is cut down for the error message.
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"
+
+
 # Upper limits of the retention setting. The cutoff time is now minus keep_days, and
 # datetime raises OverflowError when it falls before the year 1, about 739,000 days
 # back. 100 years keeps the whole history of any store. An hourly sync takes 114
@@ -189,6 +201,15 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"cannot read the file: {error}", where=str(path)) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except ValueError as error:
+        # PyYAML lets a ValueError through from a scalar it converts: an integer of
+        # more than 4300 digits (sys.set_int_max_str_digits), or a date such as
+        # 2026-02-30.
+        raise ConfigError(
+            f"invalid YAML: {error}",
+            where=str(path),
+            hint="fix the value, or put it in quotes to keep it as text",
+        ) from None
     except yaml.YAMLError as error:
         detail = " ".join(str(error).split()).replace('"<unicode string>"', path.name)
         duplicate = "duplicate key" in detail
@@ -240,6 +261,16 @@ class _Validator:
         name = "a whole number" if integer else "a number"
         kind = int if integer else (int, float)
         self.typed(value, key_path, kind, name)
+        # An int is compared before math.isfinite, which converts it to a float and
+        # raises OverflowError above about 1e308.
+        if isinstance(value, int) and value > MAX_NUMBER or (
+            isinstance(value, float) and math.isfinite(value) and value > MAX_NUMBER
+        ):
+            raise self.fail(
+                key_path,
+                f"{_shorten(value)} is above the maximum {MAX_NUMBER:.0e}",
+                "use a smaller value",
+            )
         if not math.isfinite(value):
             raise self.fail(key_path, f"{value} is not a finite number", f"write {name} here")
         if value < minimum:
@@ -390,8 +421,8 @@ class _Validator:
             if count is not None:
                 count_path = _join(key_path, "keep_versions")
                 self.typed(count, count_path, int, "a whole number")
-                # Compared before number(), whose float conversion raises
-                # OverflowError on an integer of more than about 308 digits.
+                # Compared before number(), so the message names this setting's
+                # own maximum rather than the general one.
                 if count > MAX_KEEP_VERSIONS:
                     raise self.fail(
                         count_path,
