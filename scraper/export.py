@@ -100,6 +100,7 @@ def export_text(
     row = select_row(rows, source.key, k8s, what, where)
     pins = row_pins(row, source.key, pin_columns, where)
     kubernetes = row[source.key]
+    warn_notes(row, source.key, pin_columns, output_format)
     if output_format == "packer":
         if deb_revision is None:
             log.warning(
@@ -110,6 +111,25 @@ def export_text(
         variables = packer_variables(kubernetes, pins, deb_revision)
         return json.dumps(variables, indent=2) + "\n"
     return imageconfig_text(kubernetes, pins)
+
+
+def warn_notes(row: Row, key: str, fields: list[str], output_format: str) -> None:
+    """Log a warning for each note on the exported row's key or pins.
+
+    A note such as "≥ glibc 2.31" qualifies a pin, and the packer and imageconfig
+    formats have no place for it, so the user is told instead of losing it.
+    """
+    notes = row.get("notes")
+    if not isinstance(notes, dict):
+        return
+    exported = {key} | {f"{field}.{pin}" for field in fields for pin in PINS}
+    for path, note in notes.items():
+        if path in exported:
+            log.warning(
+                "%s of Kubernetes %s has the note %r, which --format %s cannot "
+                "carry; check that the image meets it",
+                path, row[key], note, output_format,
+            )
 
 
 def csv_columns(rows: list[Row], key: str) -> list[str]:

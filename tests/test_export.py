@@ -430,6 +430,29 @@ def test_csv_quotes_note(workdir, serve_page, scraper):
     assert rows == stored_rows(workdir, 1)
 
 
+@pytest.mark.parametrize("output_format", ["packer", "imageconfig"])
+def test_build_format_warns_of_note(workdir, serve_page, scraper, output_format):
+    note = "≥ glibc 2.31"
+    cell = (
+        "<td>1.29.4</td><td><code>cni_version</code> = 1.3.0 <br> "
+        "<code>containerd_version</code> = 1.7.13 <br> "
+        "<code>crictl_version</code> = 1.28.0"
+    )
+    body = edited_page([(cell, f"{cell} ({note})")])
+    run = sync_page(workdir, serve_page, scraper, body)
+    extra = ["--deb-revision", "1.1"] if output_format == "packer" else []
+    result = run("export", "--format", output_format, "--k8s", "1.29.4", *extra)
+    assert result.code == 0, result.err
+    assert (
+        f"dependencies.crictl_version of Kubernetes 1.29.4 has the note '{note}', "
+        f"which --format {output_format} cannot carry"
+    ) in result.err
+    assert "1.28.0" in result.out
+    other = run("export", "--format", output_format, "--k8s", "1.30.4", *extra)
+    assert other.code == 0, other.err
+    assert "has the note" not in other.err
+
+
 def test_export_given_version(synced_two, workdir):
     result = synced_two("export", "--version", "1", "--format", "json")
     assert result.code == 0, result.err
