@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_schedule(commands, common)
     _add_status(commands, common)
     _add_report(commands, common)
+    for command_parser in commands.choices.values():
+        command_parser.set_defaults(command_parser=command_parser)
     return parser
 
 
@@ -363,7 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line and return the exit code."""
     _tolerate_narrow_terminals()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # parse_args would report these with the top-level usage; the command's own
+        # usage shows what the command takes.
+        parser_of_command = getattr(args, "command_parser", parser)
+        parser_of_command.error(f"unrecognized arguments: {' '.join(extra)}")
     _configure_logging(
         getattr(args, "verbose", 0),
         getattr(args, "quiet", False),

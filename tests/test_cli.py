@@ -281,3 +281,20 @@ def test_capture_parses_exactly(name, workdir, serve_page, scraper):
     write_config(workdir, serve_page(name))
     assert scraper("sync").code == 0
     assert json.loads(scraper("show", "--format", "json").out)["rows"] == EXPECTED["captures"][name]
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "extra"),
+    [
+        (["diff", "1", "2", "3"], "diff", "3"),
+        (["sync", "--bogus"], "sync", "--bogus"),
+        (["--bogus", "show"], "show", "--bogus"),
+    ],
+)
+def test_extra_argument_shows_command_usage(argv, command, extra, capsys):
+    with pytest.raises(SystemExit) as raised:
+        cli.main(argv)
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: scraper {command} ")
+    assert f"scraper {command}: error: unrecognized arguments: {extra}" in err
