@@ -169,10 +169,10 @@ class Outbox:
         A lock keeps two runs (two scheduler jobs, or a manual sync during the
         scheduler) from sending the same event twice.
         """
-        from filelock import FileLock
+        from .locks import FileLock
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.folder / ".lock"), timeout=120):
+        with FileLock(self.folder / ".lock", timeout=120):
             return self._flush_locked(config)
 
     def _flush_locked(self, config: Config) -> int:

@@ -88,12 +88,14 @@ class RecordBook:
     @contextlib.contextmanager
     def updating(self, source: str):
         """Yield the record of ``source`` under its lock and save it afterwards."""
-        from filelock import FileLock
+        from .locks import FileLock, LockTimeout
 
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(self.folder / f"{source}.lock"), timeout=60)
+            lock = FileLock(self.folder / f"{source}.lock", timeout=60)
             lock.acquire()
+        except LockTimeout as error:
+            raise _record_error(self.folder, f"cannot write run records: {error}") from None
         except OSError as error:
             raise _record_error(self.folder, f"cannot write run records: {error.strerror}") from None
         try:

@@ -258,6 +258,7 @@ def _record_failure(record: RunRecord, source: Source, result: SyncResult, now: 
 
 
 def _notify(config: Config, sources: list[Source], events: list) -> None:
+    from .locks import LockTimeout
     from .notify import Outbox
 
     outbox = Outbox(config.run_state_dir)
@@ -267,6 +268,9 @@ def _notify(config: Config, sources: list[Source], events: list) -> None:
         outbox.flush(config)
     except StoreError as error:
         log.error("notification outbox: %s", error)
+    except LockTimeout as error:
+        # Another run is sending; the events stay in the outbox for the next flush.
+        log.error("notification outbox not flushed: %s", error)
 
 
 def metrics_path(config: Config):

@@ -35,6 +35,7 @@ import yaml
 from . import yamlio
 from .config import FetchSettings
 from .files import replace_atomically
+from .locks import FileLock, LockTimeout
 from .errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -84,13 +85,11 @@ class Store:
     @contextlib.contextmanager
     def locked(self, timeout: float) -> Iterator[None]:
         """Hold the store's lock, waiting up to ``timeout`` seconds for another run."""
-        from filelock import FileLock, Timeout
-
         self.make_folders()
-        lock = FileLock(str(self.lock_path), timeout=timeout)
+        lock = FileLock(self.lock_path, timeout)
         try:
             lock.acquire()
-        except Timeout:
+        except LockTimeout:
             raise self.error(
                 self.lock_path,
                 f"another run has held the lock for more than {timeout:g} s",

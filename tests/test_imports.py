@@ -35,10 +35,12 @@ sys.exit(code)
 """
 PAGE = "matrix-4rows-asc.html"
 
-# Modules that neither --help nor a sync without notification URLs needs.
+# Modules that neither --help nor a sync without notification URLs needs. The
+# filelock package is needed only where fcntl is missing (Windows).
 NEVER_IMPORTED = (
     "apscheduler",
     "apprise",
+    "filelock",
     "scraper.report",
     "scraper.notify",
     "scraper.schedule",
