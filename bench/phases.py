@@ -2,21 +2,42 @@
 
 Usage:
   python bench/phases.py scraper RESULT.json       (in a folder with config.yaml)
+  python bench/phases.py scraper-first RESULT.json (the same, with an empty store)
   python bench/phases.py floor RESULT.json URL OUTPUT.yaml
   python bench/phases.py profile RESULT.prof       (in a folder with config.yaml)
 
-The first two write the seconds spent importing and working as JSON to
-RESULT.json, and for scraper the modules first imported during the sync work. The
+The first three write the seconds spent importing and working as JSON to
+RESULT.json, and for scraper the modules first imported during the sync work and
+the number of os.fsync calls with the seconds they took. The
 interpreter's own start-up happens before this file runs and is measured apart.
 ``profile`` imports the same modules, then writes a cProfile of ``scraper sync``.
 """
 
 import json
+import os
+import shutil
 import sys
 import time
 
 
-def time_scraper() -> dict:
+def time_scraper(first: bool = False) -> dict:
+    if first:
+        # A first run: no store and no run records. The folder names are those of
+        # the configuration that bench/workspaces.py writes.
+        for folder in ("snapshots", ".scraper-state"):
+            shutil.rmtree(folder, ignore_errors=True)
+    fsyncs = {"calls": 0, "seconds": 0.0}
+    original_fsync = os.fsync
+
+    def timed_fsync(descriptor) -> None:
+        began = time.perf_counter()
+        try:
+            original_fsync(descriptor)
+        finally:
+            fsyncs["calls"] += 1
+            fsyncs["seconds"] += time.perf_counter() - began
+
+    os.fsync = timed_fsync
     started = time.perf_counter()
     import scraper.cli
 
@@ -44,7 +65,9 @@ def time_scraper() -> dict:
         "import scraper.cli": cli_imported - started,
         "import the sync modules": sync_imported - cli_imported,
         "sync work": finished - sync_imported,
+        "fsync, within the sync work": fsyncs["seconds"],
         "late imports": late,
+        "fsync calls": fsyncs["calls"],
     }
 
 
@@ -83,13 +106,15 @@ def main() -> None:
     mode, result = sys.argv[1:3]
     if mode == "scraper":
         phases = time_scraper()
+    elif mode == "scraper-first":
+        phases = time_scraper(first=True)
     elif mode == "floor":
         phases = time_floor(*sys.argv[3:5])
     elif mode == "profile":
         profile_scraper(result)
         return
     else:
-        raise SystemExit(f"unknown mode {mode!r}: use scraper, floor or profile")
+        raise SystemExit(f"unknown mode {mode!r}: use scraper, scraper-first, floor or profile")
     with open(result, "w", encoding="utf-8") as handle:
         json.dump(phases, handle)
 
