@@ -23,7 +23,7 @@ from .errors import Cancelled, ScraperError, StoreError
 from .fetch import Page, Validators, fetch_page
 from .parse import parse_page
 from .redact import redact_url
-from .store import SCHEMA_VERSION, Store
+from .store import SCHEMA_VERSION, Store, parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ def sync_source(
     with store.locked(config.lock_timeout):
         latest = store.latest()
         _warn_missing_versions(store, latest)
+        if _fetched_before(page, latest):
+            return _superseded(store, page, latest)
         diff = compare(latest["rows"] if latest else [], rows, source.key)
         if latest is not None and not diff:
             if _write_was_interrupted(store, latest):
@@ -95,6 +97,32 @@ def sync_source(
             result = _write_change(store, source, page, url, rows, diff, latest)
         _apply_retention(store, source)
         return result
+
+
+def _fetched_before(page: Page, latest: dict | None) -> bool:
+    """Return whether ``latest`` was fetched after ``page``, by another run.
+
+    Two runs can overlap: one waits for a slow server while the other fetches,
+    parses and writes a newer page. The page of the slower run is then older than
+    the latest version and must not become the latest, because versions are
+    ordered by fetch time. Stored times have whole seconds, so two fetches in the
+    same second are not told apart.
+    """
+    if latest is None:
+        return False
+    stored = parse_timestamp(latest["fetched_at"])
+    return stored > page.fetched_at.replace(microsecond=0)
+
+
+def _superseded(store: Store, page: Page, latest: dict) -> SyncResult:
+    log.warning(
+        "%s: version %d, fetched at %s by another run, is newer than this run's page "
+        "(fetched at %s), which is not written",
+        store.source, latest["version"], latest["fetched_at"], _timestamp(page.fetched_at),
+    )
+    return SyncResult(
+        store.source, "unchanged", version=latest["version"], rows=latest["row_count"]
+    )
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -179,3 +180,58 @@ def test_numbers_survive_deletion(workdir, serve_page, scraper_process):
     assert store.load_version(4)["rows"] == ROWS_4
     assert store.latest_path.read_bytes() == store.version_path(4).read_bytes()
     assert store.load_state()["last_version"] == 4
+
+
+class HoldingServer(ScriptedServer):
+    """A ScriptedServer that holds back the response ``held`` until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: Reply | None = None
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+    def _send(self, conn, reply, head, body) -> None:
+        if reply is self.held:
+            self.arrived.set()
+            self.release.wait(BARRIER_TIMEOUT)
+        super()._send(conn, reply, head, body)
+
+
+def start_sync_url(workdir: Path, url: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "scraper", "sync", "--url", url],
+        cwd=workdir,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_older_fetch_not_written_over_newer(workdir):
+    # Run A fetches first but gets its page late; run B fetches a second later and
+    # writes its page. A's older page must not become the latest version.
+    with HoldingServer() as server:
+        server.held = Reply.html(fixture_bytes("matrix-3rows-asc.html"))
+        server.route("/slow/", server.held)
+        server.route("/fast/", Reply.html(fixture_bytes("matrix-4rows-asc.html")))
+        write_config(workdir, server.url(PAGE_PATH), lock_timeout=30)
+        slow = start_sync_url(workdir, server.url("/slow/"))
+        assert server.arrived.wait(BARRIER_TIMEOUT)
+        # Stored times have whole seconds, so B must fetch in a later second.
+        time.sleep(1.1)
+        fast = finish(start_sync_url(workdir, server.url("/fast/")))
+        server.release.set()
+        slow_result = finish(slow)
+
+    assert fast == (0, f"{SOURCE}: changed, version 1 (4 added, 0 removed, 0 changed)\n", "")
+    code, out, err = slow_result
+    assert code == 0, err
+    assert out == f"{SOURCE}: unchanged, version 1\n"
+    assert "version 1, fetched at" in err
+    assert "is newer than this run's page" in err
+    store = Store(workdir / "snapshots", SOURCE)
+    assert version_names(workdir) == ["000001.yaml"]
+    assert store.load_version(1)["rows"] == ROWS_4
