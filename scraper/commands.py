@@ -416,7 +416,7 @@ def command_status(args) -> int:
 
     config = _load_config(args)
     sources = [config.source(args.source)] if args.source else list(config.sources)
-    book = RecordBook(config.run_state_dir)
+    book = RecordBook(config.run_state_dir, config.lock_timeout)
     upcoming = {}
     for spec in plan_jobs(config, sources):
         moment = next_run(spec)

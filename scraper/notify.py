@@ -172,7 +172,7 @@ class Outbox:
         from .locks import FileLock
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(self.folder / ".lock", timeout=120):
+        with FileLock(self.folder / ".lock", timeout=config.lock_timeout):
             return self._flush_locked(config)
 
     def _flush_locked(self, config: Config) -> int:

@@ -66,9 +66,10 @@ def parse_time(text: str | None) -> datetime | None:
 class RecordBook:
     """Read and update the run records under ``state_dir``."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, lock_timeout: float = 60) -> None:
         self.state_dir = Path(state_dir)
         self.folder = self.state_dir / "sources"
+        self.lock_timeout = lock_timeout
 
     def path(self, source: str) -> Path:
         return self.folder / f"{source}.yaml"
@@ -90,14 +91,27 @@ class RecordBook:
         """Yield the record of ``source`` under its lock and save it afterwards."""
         from .locks import FileLock, LockTimeout
 
+        lock_path = self.folder / f"{source}.lock"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(self.folder / f"{source}.lock", timeout=60)
+            lock = FileLock(lock_path, timeout=self.lock_timeout)
             lock.acquire()
-        except LockTimeout as error:
-            raise _record_error(self.folder, f"cannot write run records: {error}") from None
+        except LockTimeout:
+            # The lock file must not be deleted while another run holds it, so this
+            # error does not carry _record_error's "delete the file" hint.
+            raise StoreError(
+                "cannot update the run record: another run has held its lock for more "
+                f"than {self.lock_timeout:g} s",
+                where=str(lock_path),
+                hint="wait for the other run to finish, or raise lock_timeout",
+            ) from None
         except OSError as error:
-            raise _record_error(self.folder, f"cannot write run records: {error.strerror}") from None
+            raise StoreError(
+                f"cannot update the run record: cannot create the lock: {error.strerror}",
+                where=str(lock_path),
+                hint="make the state folder writable, and remove anything that is "
+                "not a file at this path",
+            ) from None
         try:
             try:
                 record = self.load(source)

@@ -45,7 +45,7 @@ def run_sync(
 
         check_notify_settings(config)
 
-    book = RecordBook(config.run_state_dir)
+    book = RecordBook(config.run_state_dir, config.lock_timeout)
     hosts = _HostSlots()
     stop = _Stop(cancel)
     results: list[SyncResult] = []
@@ -271,6 +271,12 @@ def _notify(config: Config, sources: list[Source], events: list) -> None:
     except LockTimeout as error:
         # Another run is sending; the events stay in the outbox for the next flush.
         log.error("notification outbox not flushed: %s", error)
+    except OSError as error:
+        # The outbox or its lock cannot be written; the sync's result stands.
+        log.error(
+            "notification outbox not flushed: %s: %s",
+            error.filename or outbox.folder, error.strerror or error,
+        )
 
 
 def metrics_path(config: Config):

@@ -192,7 +192,7 @@ class Scheduler:
     def add_job(self, spec: JobSpec, now: datetime, run_now: bool) -> None:
         from .records import RecordBook, parse_time
 
-        book = RecordBook(self.config.run_state_dir)
+        book = RecordBook(self.config.run_state_dir, self.config.lock_timeout)
         last_checks = [parse_time(book.load(name).last_check) for name in spec.sources]
         catch_up = missed_run(spec, last_checks, now)
         first_run = now if (run_now or catch_up) else None

@@ -16,6 +16,7 @@ import yaml
 
 from scraper import notify
 from scraper.config import load_config
+from scraper.locks import FileLock
 from scraper.records import RecordBook
 from tests.conftest import PAGE_PATH, fixture_bytes, store_files, write_config
 from tests.httpserver import Reply
@@ -402,3 +403,32 @@ def test_concurrent_flush_sends_once(workdir, server):
 
     assert titles(server) == ["capi-image-builder: sync failing (3 runs in a row)"]
     assert outbox_entries(workdir) == []
+
+
+def test_outbox_lock_unusable(hooked, workdir, scraper):
+    # A folder where the outbox's lock file belongs: the sync's result stands, the
+    # error is logged, and the metrics are still written.
+    lock = workdir / ".scraper-state" / "outbox" / ".lock"
+    lock.mkdir(parents=True)
+    result = scraper("sync")
+    assert result.code == 0, result.err
+    assert result.out == (
+        "capi-image-builder: changed, version 1 (3 added, 0 removed, 0 changed)\n"
+    )
+    assert "notification outbox not flushed" in result.err
+    assert str(lock) in result.err
+    assert (workdir / ".scraper-state" / "metrics.prom").exists()
+
+
+def test_run_record_lock_waits_lock_timeout(workdir, server, scraper):
+    server.route(PAGE_PATH, Reply.html(fixture_bytes("matrix-3rows-asc.html")))
+    write_config(workdir, server.url(PAGE_PATH), lock_timeout=0.2)
+    lock_path = workdir / ".scraper-state" / "sources" / f"{SOURCE}.lock"
+    lock_path.parent.mkdir(parents=True)
+    with FileLock(lock_path, timeout=0):
+        result = scraper("sync")
+    assert result.code == 0, result.err
+    assert "run record not updated" in result.err
+    assert "another run has held its lock for more than 0.2 s" in result.err
+    assert "wait for the other run to finish, or raise lock_timeout" in result.err
+    assert "delete the file" not in result.err
