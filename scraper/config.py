@@ -73,10 +73,11 @@ class Notify:
     stale_after_hours: float = 48.0
 
 
-# The largest number any setting accepts: 10^12 seconds is over 30,000 years and
-# 10^12 bytes is a terabyte, so a larger value is a typing mistake, and it could
-# overflow a float or a datetime where it is used.
-MAX_NUMBER = 10**12
+# The largest number any setting accepts: 10^9 seconds is over 30 years and 10^9
+# bytes is a gigabyte, so a larger value is a typing mistake. Larger timeouts also
+# overflow: urllib3 passes connect_timeout to socket.settimeout, which raises
+# OverflowError for 10^10 seconds on Linux.
+MAX_NUMBER = 10**9
 
 
 def _shorten(value: object) -> str:
@@ -426,7 +427,7 @@ class _Validator:
                 if count > MAX_KEEP_VERSIONS:
                     raise self.fail(
                         count_path,
-                        f"{count} is above the maximum {MAX_KEEP_VERSIONS}",
+                        f"{_shorten(count)} is above the maximum {MAX_KEEP_VERSIONS}",
                         f"use a value from 1 to {MAX_KEEP_VERSIONS}, "
                         "or null to keep every version",
                     )
@@ -440,7 +441,7 @@ class _Validator:
                 if days > MAX_KEEP_DAYS:
                     raise self.fail(
                         days_path,
-                        f"{days} is above the maximum {MAX_KEEP_DAYS} (100 years)",
+                        f"{_shorten(days)} is above the maximum {MAX_KEEP_DAYS} (100 years)",
                         f"use a value from 0.001 to {MAX_KEEP_DAYS}, "
                         "or null to keep versions of any age",
                     )
