@@ -58,7 +58,7 @@ _ZERO_WIDTH = dict.fromkeys(
 _ASCII_SPACE_LIKE = "\t\r\f\v"
 _SPACES = dict.fromkeys(
     map(ord, "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-             "\u2009\u200a\u202f\u205f\u3000" + _ASCII_SPACE_LIKE),
+             "\u2009\u200a\u2028\u2029\u202f\u205f\u3000" + _ASCII_SPACE_LIKE),
     " ",
 )
 _SPACE_RUN = re.compile(r" {2,}")
@@ -100,7 +100,10 @@ def split_lines(text: str) -> list[str]:
     for line in text.split(_BREAK):
         if "  " in line:
             line = _SPACE_RUN.sub(" ", line)
-        line = line.strip()
+        # Only spaces are stripped: str.strip() would also remove the control
+        # characters U+001C to U+001F and U+0085, which the parser must see to
+        # reject the cell.
+        line = line.strip(" ")
         if line:
             lines.append(line)
     return lines
@@ -111,7 +114,7 @@ def normalize_space(text: str) -> str:
     text = _map_spaces(text).replace("\n", " ")
     if "  " in text:
         text = _SPACE_RUN.sub(" ", text)
-    return text.strip()
+    return text.strip(" ")
 
 
 def _map_spaces(text: str) -> str:

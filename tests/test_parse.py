@@ -734,6 +734,10 @@ TEXT_SOURCE = replace(
         # character is written as itself.
         ("csi\x9b31m", "U+009B"),
         ("raw \x1b[0m escape", "U+001B"),
+        # str.strip() removes these at the ends of a line, so they are tested there.
+        ("v4.6.9\x1c", "U+001C"),
+        ("\x1fv4.6.9", "U+001F"),
+        ("v4.6.9 \x85", "U+0085"),
     ],
 )
 def test_control_character_rejected(cell, code):
@@ -742,6 +746,18 @@ def test_control_character_rejected(cell, code):
     message = str(raised.value)
     assert f"control character {code}" in message
     assert "column 'Dependencies Version'" in message
+
+
+@pytest.mark.parametrize("character", ["\x1c", "\x1d", "\x1e", "\x1f", "\x85"])
+def test_control_character_at_key_end_rejected(character):
+    with pytest.raises(ParseError) as raised:
+        parse(page(table(data_row(f"1.27.13{character}", PINS_HTML))))
+    assert f"control character U+{ord(character):04X}" in str(raised.value)
+
+
+def test_line_separators_are_spaces():
+    rows = parse(page(table(data_row("1.30.4\u2028", "v4.6.9\u2029build"))), TEXT_SOURCE)
+    assert rows == [{"kubernetes_version": "1.30.4", "dependencies": "v4.6.9 build"}]
 
 
 def test_text_cell_keeps_printable():
