@@ -238,14 +238,16 @@ def command_reparse(args) -> int:
     config = _load_config(args)
     sources = [config.source(args.source)] if args.source else list(config.sources)
     several = len(sources) > 1
+    # (source, results, note): note says why a source has no results.
     reports = []
     codes = [int(ExitCode.OK)]
     for source in sources:
         store = Store(config.snapshots_dir, source.name)
         try:
-            if several and not store.versions_path.is_dir():
+            if several and not store.version_numbers():
                 # Among several sources, one that has never synced has nothing to check.
                 print(f"{source.name}: no versions stored yet", file=sys.stderr)
+                reports.append((source, [], "no versions stored yet"))
                 continue
             results = _reparse_source(args, source, store)
         except StoreError as error:
@@ -253,21 +255,25 @@ def command_reparse(args) -> int:
                 raise
             # Like sync and prune, one damaged store does not stop the others.
             report_error(error, getattr(args, "traceback", False))
+            reports.append((source, [], f"error: {error}"))
             codes.append(int(error.exit_code))
             continue
-        reports.append((source, results))
+        reports.append((source, results, None))
         if any(result.status != SAME for result in results):
             codes.append(int(ExitCode.CHANGED))
     if args.format == "json":
-        data = [
-            {"source": source.name, "versions": [result.to_data() for result in results]}
-            for source, results in reports
-        ]
+        data = []
+        for source, results, note in reports:
+            entry = {"source": source.name, "versions": [result.to_data() for result in results]}
+            if several:
+                entry["skipped"] = note
+            data.append(entry)
         # Several sources give their objects in config order under "sources".
         print(render.to_json({"sources": data} if several else data[0]))
     else:
-        for source, results in reports:
-            print(_reparse_text(source, results))
+        for source, results, note in reports:
+            if note is None:
+                print(_reparse_text(source, results))
     return max(codes)
 
 
@@ -296,7 +302,8 @@ def _reparse_text(source, results) -> str:
 
     counts = Counter(result.status for result in results)
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    lines = [f"{source.name}: reparsed {len(results)} versions: {summary}"]
+    noun = "version" if len(results) == 1 else "versions"
+    lines = [f"{source.name}: reparsed {len(results)} {noun}: {summary}"]
     for result in results:
         if result.status == SAME:
             continue

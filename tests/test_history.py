@@ -454,7 +454,7 @@ def test_reparse_charset_from_header(workdir, server, scraper):
     assert "Café" in json.dumps(stored["rows"], ensure_ascii=False)
     reparsed = scraper("reparse")
     assert reparsed.code == 0, reparsed.out
-    assert reparsed.out == f"{SOURCE}: reparsed 1 versions: 1 same\n"
+    assert reparsed.out == f"{SOURCE}: reparsed 1 version: 1 same\n"
 
 
 def test_reparse_empty_store(workdir, server, scraper):

@@ -172,8 +172,8 @@ def test_reparse_every_source(shipped_pair, scraper):
     result = scraper("reparse")
     assert result.code == 0, result.err
     assert result.out == (
-        f"{CAPI}: reparsed 1 versions: 1 same\n"
-        f"{PALETTE}: reparsed 1 versions: 1 same\n"
+        f"{CAPI}: reparsed 1 version: 1 same\n"
+        f"{PALETTE}: reparsed 1 version: 1 same\n"
     )
 
 
@@ -187,6 +187,7 @@ def test_reparse_every_source_json(shipped_pair, scraper):
         version["status"] for entry in data["sources"] for version in entry["versions"]
     ]
     assert statuses == ["same", "same"]
+    assert [entry["skipped"] for entry in data["sources"]] == [None, None]
 
 
 def test_reparse_one_source_json(shipped_pair, scraper):
@@ -205,7 +206,34 @@ def test_reparse_damaged_store_others_checked(shipped_pair, workdir, scraper):
     result = scraper("reparse")
     assert result.code == 5
     assert str(damaged) in result.err
-    assert result.out == f"{PALETTE}: reparsed 1 versions: 1 same\n"
+    assert result.out == f"{PALETTE}: reparsed 1 version: 1 same\n"
+
+
+def test_reparse_damaged_store_in_json(shipped_pair, workdir, scraper):
+    assert scraper("sync").code == 0
+    damaged = workdir / "snapshots" / CAPI / "versions" / "000001.yaml"
+    damaged.write_bytes(damaged.read_bytes().replace(b"1.27.13", b"1.27.14"))
+    result = scraper("reparse", "--format", "json")
+    assert result.code == 5
+    entries = json.loads(result.out)["sources"]
+    assert [entry["source"] for entry in entries] == [CAPI, PALETTE]
+    assert entries[0]["versions"] == []
+    assert entries[0]["skipped"].startswith("error: ")
+    assert str(damaged) in entries[0]["skipped"]
+    assert entries[1]["skipped"] is None
+
+
+def test_reparse_empty_versions_folder_skipped(workdir, scraper):
+    # A sync that failed before its first version can leave an empty versions/.
+    two_sources(workdir)
+    (workdir / "palette.html").write_bytes(fixture_bytes(PALETTE_PAGE))
+    assert scraper("sync", "--source", PALETTE).code == 0
+    (workdir / "snapshots" / CAPI / "versions").mkdir(parents=True)
+    result = scraper("reparse", "--format", "json")
+    assert result.code == 0, result.err
+    entries = json.loads(result.out)["sources"]
+    assert entries[0] == {"source": CAPI, "versions": [], "skipped": "no versions stored yet"}
+    assert f"{CAPI}: no versions stored yet" in result.err
 
 
 def test_reparse_skips_never_synced(workdir, scraper):
@@ -214,7 +242,7 @@ def test_reparse_skips_never_synced(workdir, scraper):
     assert scraper("sync", "--source", PALETTE).code == 0
     result = scraper("reparse")
     assert result.code == 0, result.err
-    assert result.out == f"{PALETTE}: reparsed 1 versions: 1 same\n"
+    assert result.out == f"{PALETTE}: reparsed 1 version: 1 same\n"
     assert f"{CAPI}: no versions stored yet" in result.err
 
 

@@ -234,7 +234,7 @@ def test_reparse_capture_size_limit(workdir, scraper, margin, summary):
     write_store_config(workdir, fetch=max_bytes_setting(size + margin))
 
     result = scraper("reparse")
-    assert result.out.startswith(f"{SOURCE}: reparsed 1 versions: {summary}\n")
+    assert result.out.startswith(f"{SOURCE}: reparsed 1 version: {summary}\n")
     if margin < 0:
         assert result.code == 1
         assert f"larger than fetch.max_bytes ({size - 1} bytes)" in result.out
