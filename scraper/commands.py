@@ -192,8 +192,11 @@ def command_history(args) -> int:
                 "previous_version": diff["previous_version"],
             }
         )
+    state = store.load_state()
+    last_written = state["last_version"] if state else None
     if args.format == "json":
-        print(render.to_json({"source": source.name, "versions": entries}))
+        data = {"source": source.name, "last_written": last_written, "versions": entries}
+        print(render.to_json(data))
         return int(ExitCode.OK)
     if not entries:
         print(f"{source.name}: no versions stored yet")
@@ -214,6 +217,17 @@ def command_history(args) -> int:
                 f"version {entry['version']} is compared with version {previous}, "
                 "which is no longer stored"
             )
+    newest = entries[-1]["version"]
+    if last_written is not None and last_written > newest:
+        missing = (
+            f"version {last_written} is"
+            if last_written == newest + 1
+            else f"versions {newest + 1} to {last_written} are"
+        )
+        print(
+            f"{missing} not stored; state.yaml records version {last_written} as the "
+            "last one written"
+        )
     return int(ExitCode.OK)
 
 

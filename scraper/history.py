@@ -48,8 +48,8 @@ class RowEvent:
 class RowHistory:
     """A row's changes across the stored versions, oldest first.
 
-    ``unstored`` lists the ranges of version numbers, up to the newest, that are not
-    in the store because retention pruned them or someone deleted them. Changes made
+    ``unstored`` lists the ranges of version numbers, up to the highest ever written,
+    that are not in the store because retention pruned them or someone deleted them. Changes made
     in those versions are unknown. ``present`` is the row as the oldest stored
     version has it, when earlier versions are unstored and that version did not add
     the row, so the history starts from a known state; otherwise it is None.
@@ -122,10 +122,11 @@ def row_history(store: Store, key_field: str, key: str) -> RowHistory:
             where=str(store.path),
             hint=f"rows in the latest version: {', '.join(known)}" if known else "run 'scraper sync' first",
         )
+    state = store.load_state()
     return RowHistory(
         matched,
         events,
-        _unstored(numbers),
+        _unstored(numbers, state["last_version"] if state else 0),
         present[1] if present is not None else None,
     )
 
@@ -138,11 +139,12 @@ def _present_in_oldest(
     events: list[RowEvent],
 ) -> tuple[str, RowEvent] | None:
     # The row as the oldest stored version has it, when versions before that one are
-    # unstored and it did not add the row: the only known state before its events.
+    # unstored and that version did not add or change the row: the only known state
+    # before the row's events. A change in that version shows both states already.
     if not numbers or numbers[0] == 1:
         return None
     oldest = numbers[0]
-    if any(event.version == oldest and event.kind == "added" for event in events):
+    if any(event.version == oldest for event in events):
         return None
     document = documents[oldest]
     for row in document["rows"]:
@@ -153,14 +155,17 @@ def _present_in_oldest(
     return None
 
 
-def _unstored(numbers: list[int]) -> list[tuple[int, int]]:
-    # The ranges of numbers from 1 to the newest stored version that are not stored.
+def _unstored(numbers: list[int], last_written: int) -> list[tuple[int, int]]:
+    # The ranges of numbers from 1 to the highest version ever written (state.yaml's
+    # last_version) that are not stored.
     ranges = []
     expected = 1
     for number in numbers:
         if number > expected:
             ranges.append((expected, number - 1))
         expected = number + 1
+    if last_written >= expected:
+        ranges.append((expected, last_written))
     return ranges
 
 

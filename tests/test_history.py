@@ -164,24 +164,51 @@ def test_key_history_after_prune(history, workdir, scraper):
 def test_key_history_after_prune_json(history, workdir, scraper):
     store = Store(workdir / "snapshots", SOURCE)
     store.delete_version(1)
+    result = scraper("history", "--key", "1.27.13", "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["not_stored"] == [[1, 1]]
+    assert data["present_in_oldest"] == {
+        "version": 2,
+        "fetched_at": "2026-04-15T02:00:00Z",
+        "change": "present",
+        "fields": {
+            "dependencies.cni_version": {"old": "1.2.0", "new": "1.2.0"},
+            "dependencies.containerd_version": {"old": "1.7.13", "new": "1.7.13"},
+            "dependencies.crictl_version": {"old": "1.26.0", "new": "1.26.0"},
+        },
+    }
+    assert data["changes"] == []
+
+
+def test_key_history_oldest_changes_row(history, workdir, scraper):
+    # The oldest stored version changed the row, so its change shows the state
+    # before it and no separate starting state is given.
+    store = Store(workdir / "snapshots", SOURCE)
+    store.delete_version(1)
     store.delete_version(2)
     result = scraper("history", "--key", "1.28.9", "--format", "json")
     assert result.code == 0, result.err
     data = json.loads(result.out)
     assert data["not_stored"] == [[1, 2]]
-    assert data["present_in_oldest"] == {
-        "version": 3,
-        "fetched_at": "2026-05-01T02:00:00Z",
-        "change": "present",
-        "fields": {
-            "dependencies.cni_version": {"old": "1.2.0", "new": "1.2.0"},
-            "dependencies.containerd_version": {"old": "1.7.16", "new": "1.7.16"},
-            "dependencies.crictl_version": {"old": "1.26.0", "new": "1.26.0"},
-        },
-    }
-    # Version 3's diff against version 2 is still stored, so its change shows.
+    assert data["present_in_oldest"] is None
     assert [change["version"] for change in data["changes"]] == [3, 4]
-    assert data["changes"][0]["change"] == "changed"
+    assert data["changes"][0]["fields"] == {
+        "dependencies.containerd_version": {"old": "1.7.13", "new": "1.7.16"}
+    }
+
+
+def test_key_history_newest_deleted(history, workdir, scraper):
+    store = Store(workdir / "snapshots", SOURCE)
+    store.delete_version(4)
+    result = scraper("history", "--key", "1.28.9", "--format", "json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["not_stored"] == [[4, 4]]
+    table = scraper("history")
+    assert table.out.splitlines()[-1] == (
+        "version 4 is not stored; state.yaml records version 4 as the last one written"
+    )
+    assert json.loads(scraper("history", "--format", "json").out)["last_written"] == 4
 
 
 def test_version_table_names_unstored_previous(history, workdir, scraper):
