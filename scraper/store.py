@@ -363,19 +363,27 @@ class Store:
         return backup
 
     def roll_back(self, new_files: tuple[Path, ...], backups: dict[Path, Path | None]) -> None:
-        """Remove a half-written version's files and rename the backups back into place."""
-        try:
-            for new_file in new_files:
+        """Remove a half-written version's files and rename the backups back into place.
+
+        Each step is tried even when an earlier one fails, so one file that cannot be
+        removed does not keep latest.yaml and state.yaml from being restored.
+        """
+        # NOTE: renames need no free space, so a step fails only on a broken file
+        # system or a path that is not a file; the next locked run validates
+        # whatever is left.
+        for new_file in new_files:
+            try:
                 new_file.unlink(missing_ok=True)
-            for target, backup in backups.items():
+            except OSError as error:
+                log.error("%s: rolling back: cannot remove %s: %s", self.source, new_file, error)
+        for target, backup in backups.items():
+            try:
                 if backup is None:
                     target.unlink(missing_ok=True)
                 else:
                     os.replace(backup, target)
-        except OSError as error:
-            # NOTE: renames need no free space, so this only fails on a broken file
-            # system; the next locked run validates whatever is left.
-            log.error("%s: rolling back %s failed: %s", self.source, new_files[0], error)
+            except OSError as error:
+                log.error("%s: rolling back: cannot restore %s: %s", self.source, target, error)
 
     def repair_latest(self, number: int) -> None:
         """Make ``latest.yaml`` a copy of version ``number`` again if it is not."""

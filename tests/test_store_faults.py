@@ -240,3 +240,22 @@ def test_reparse_capture_size_limit(workdir, scraper, margin, summary):
         assert f"larger than fetch.max_bytes ({size - 1} bytes)" in result.out
     else:
         assert result.code == 0, result.out
+
+
+def test_rollback_continues_past_failed_step(workdir, scraper):
+    # A file where the captures folder belongs: the capture cannot be written, and
+    # removing it during the rollback fails too. The rollback goes on, names that
+    # file, and leaves no version behind.
+    store = sync_pages(workdir, scraper, PAGES[:1])
+    store.captures_path.rename(workdir / "captures-moved")
+    store.captures_path.write_bytes(b"")
+    (workdir / "page.html").write_bytes(fixture_bytes(PAGES[1]))
+    before = store.latest_path.read_bytes()
+
+    result = scraper("sync")
+
+    assert result.code == 5
+    assert f"rolling back: cannot remove {store.capture_path(2)}" in result.err
+    assert not store.version_path(2).exists()
+    assert store.latest_path.read_bytes() == before
+    assert store.load_state()["last_version"] == 1
