@@ -418,7 +418,13 @@ def _checked_url(url: str) -> str:
             f"--url {url!r} has the unsupported scheme {scheme!r}",
             hint="use an http://, https:// or file:// URL, or a file path",
         )
-    return url
+    if scheme in ("http", "https", "file"):
+        return url
+    # A file path is stored with each version, so it is made absolute, as config.yaml's
+    # paths are: a relative one would mean nothing when read from another folder.
+    from pathlib import Path
+
+    return str(Path(url).expanduser().resolve())
 
 
 def command_schedule(args) -> int:

@@ -298,3 +298,17 @@ def test_extra_argument_shows_command_usage(argv, command, extra, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"usage: scraper {command} ")
     assert f"scraper {command}: error: unrecognized arguments: {extra}" in err
+
+
+def test_relative_url_stored_absolute(workdir, scraper):
+    # The URL is stored with each version, and a relative path would mean nothing
+    # when the store is read from another folder.
+    write_config(workdir, "https://127.0.0.1/not-used/")
+    (workdir / "pages").mkdir()
+    (workdir / "pages" / "matrix.html").write_bytes(
+        (FIXTURES / "matrix-4rows-asc.html").read_bytes()
+    )
+    result = scraper("sync", "--url", "pages/matrix.html")
+    assert result.code == 0, result.err
+    shown = json.loads(scraper("show", "--format", "json").out)
+    assert shown["url"] == str((workdir / "pages" / "matrix.html").resolve())
