@@ -485,5 +485,18 @@ def command_report(args) -> int:
         )
     config = _load_config(args)
     sources = [config.source(args.source)] if args.source else list(config.sources)
+    if len(sources) > 1:
+        from .store import Store
+
+        # Among several sources, one that has never synced is left out of the page
+        # rather than failing it; the page needs at least one source with versions.
+        synced = [
+            source for source in sources
+            if Store(config.snapshots_dir, source.name).version_numbers()
+        ]
+        for source in sources:
+            if source not in synced:
+                print(f"{source.name}: no versions stored yet; not in the report", file=sys.stderr)
+        sources = synced or sources
     print(write_report(config.snapshots_dir, sources, Path(args.out).expanduser()))
     return int(ExitCode.OK)

@@ -624,14 +624,34 @@ def test_report_empty_store(workdir, scraper):
     assert not (workdir / "out").exists()
 
 
-def test_report_one_empty_source_fails(workdir, serve_page, scraper):
+def test_report_never_synced_source_left_out(workdir, serve_page, scraper):
     extra = f"  - name: second\n    url: http://127.0.0.1:9/\n{SOURCE_COLUMNS}"
     write_config(workdir, serve_page("matrix-3rows-asc.html"), extra_source=extra)
     assert scraper("sync", "--source", SOURCE).code == 0
     result = scraper("report", "--out", "out")
+    assert result.code == 0, result.err
+    assert "second: no versions stored yet; not in the report" in result.err
+    page = (workdir / "out" / "index.html").read_text(encoding="utf-8")
+    assert SOURCE in page
+    assert "second" not in page
+
+
+def test_report_named_never_synced_source_fails(workdir, serve_page, scraper):
+    extra = f"  - name: second\n    url: http://127.0.0.1:9/\n{SOURCE_COLUMNS}"
+    write_config(workdir, serve_page("matrix-3rows-asc.html"), extra_source=extra)
+    assert scraper("sync", "--source", SOURCE).code == 0
+    result = scraper("report", "--out", "out", "--source", "second")
     assert result.code == 5
     assert "source 'second'" in result.err
-    report(scraper, "--source", SOURCE)
+
+
+def test_report_no_source_synced_fails(workdir, scraper):
+    extra = f"  - name: second\n    url: http://127.0.0.1:9/\n{SOURCE_COLUMNS}"
+    write_config(workdir, "http://127.0.0.1:9/", extra_source=extra)
+    result = scraper("report", "--out", "out")
+    assert result.code == 5
+    assert "no snapshots found" in result.err
+    assert not (workdir / "out").exists()
 
 
 def test_report_damaged_version_keeps_old_page(history, workdir):
