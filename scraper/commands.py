@@ -359,7 +359,12 @@ def command_prune(args) -> int:
             failures.append(int(error.exit_code))
             continue
         verb = "would delete" if args.dry_run else "deleted"
-        listed = ", ".join(map(str, expired)) if expired else "no versions"
+        if not expired:
+            listed = "no versions"
+        elif len(expired) == 1:
+            listed = f"version {expired[0]}"
+        else:
+            listed = "versions " + ", ".join(map(str, expired))
         print(f"{source.name}: {verb} {listed}")
     return max(failures, default=int(ExitCode.OK))
 

@@ -809,7 +809,7 @@ def test_prune_dry_run_lists(history, scraper):
     history(FIVE_DAYS, retention={"keep_versions": 2})
     result = scraper("prune", "--dry-run")
     assert result.code == 0, result.err
-    assert result.out == f"{CAPI}: would delete 1, 2, 3\n"
+    assert result.out == f"{CAPI}: would delete versions 1, 2, 3\n"
 
 
 def test_prune_dry_run_deletes_nothing(history, scraper):
@@ -824,7 +824,7 @@ def test_prune_deletes_listed(history, scraper):
     latest, state = store.latest_path.read_bytes(), store.state_path.read_bytes()
     result = scraper("prune")
     assert result.code == 0, result.err
-    assert result.out == f"{CAPI}: deleted 1, 2, 3\n"
+    assert result.out == f"{CAPI}: deleted versions 1, 2, 3\n"
     versions, captures = file_names([4, 5])
     assert version_names(store) == versions
     assert capture_names(store) == captures

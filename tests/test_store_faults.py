@@ -110,7 +110,7 @@ def test_prune_damaged_expired_version_deleted(three_versions, workdir, scraper)
 
     result = scraper("prune")
     assert result.code == 0, result.err
-    assert result.out == f"{SOURCE}: deleted 1\n"
+    assert result.out == f"{SOURCE}: deleted version 1\n"
     assert three_versions.version_numbers() == [2, 3]
 
 
