@@ -141,6 +141,26 @@ class _BoundedRetry(Retry):
     def _sleep_backoff(self) -> None:
         _sleep_within_deadline(self.get_backoff_time())
 
+    def increment(
+        self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
+    ):
+        # Logs each retry that urllib3 decides on, which would otherwise be silent.
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if error is not None:
+            cause = _first_line(error)
+        elif response is not None:
+            cause = f"HTTP {response.status}"
+        else:
+            cause = "an unknown failure"
+        where = url or ""
+        if _pool is not None:
+            where = f"{_pool.scheme}://{_pool.host}:{_pool.port}{where}"
+        log.info(
+            "retry %d for %s after %s; %s more allowed",
+            len(retry.history), redact_url(where), cause, retry.total,
+        )
+        return retry
+
 
 def _sleep_within_deadline(seconds: float) -> None:
     state = _STATE.get(None)

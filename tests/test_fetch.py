@@ -425,6 +425,20 @@ def test_unavailable_then_ok(workdir, server, scraper):
     assert show_rows(scraper) == ROWS_4
 
 
+def test_retry_logged_with_verbose(workdir, server, scraper):
+    server.route(
+        PAGE_PATH,
+        Reply.html(b"<html><body>busy</body></html>", status=503),
+        Reply.html(fixture_bytes(GOOD_PAGE)),
+    )
+    write_config(workdir, server.url(PAGE_PATH), fetch={"retries": 2, "backoff_factor": 0})
+
+    result = scraper("-v", "sync")
+
+    assert result.code == 0, result.err
+    assert f"retry 1 for {server.url(PAGE_PATH)} after HTTP 503; 1 more allowed" in result.err
+
+
 @pytest.mark.parametrize(
     ("retry_after", "fragment"),
     [
