@@ -252,7 +252,7 @@ def command_reparse(args) -> int:
     config = _load_config(args)
     sources = [config.source(args.source)] if args.source else list(config.sources)
     several = len(sources) > 1
-    # (source, results, note): note says why a source has no results.
+    # (source, results, note), where the note gives the reason a source has no results.
     reports = []
     codes = [int(ExitCode.OK)]
     for source in sources:
@@ -494,7 +494,7 @@ def command_report(args) -> int:
         from .store import Store
 
         # Among several sources, one that has never synced is left out of the page
-        # rather than failing it; the page needs at least one source with versions.
+        # rather than failing it. The page still needs one source with versions.
         synced = [
             source for source in sources
             if Store(config.snapshots_dir, source.name).version_numbers()

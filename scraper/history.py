@@ -51,8 +51,9 @@ class RowHistory:
     ``unstored`` lists the ranges of version numbers, up to the highest ever written,
     that are not in the store because retention pruned them or someone deleted them. Changes made
     in those versions are unknown. ``present`` is the row as the oldest stored
-    version has it, when earlier versions are unstored and that version did not add
-    the row, so the history starts from a known state; otherwise it is None.
+    version has it, when earlier versions are unstored and that version neither
+    added nor changed the row, so the history starts from a known state. Otherwise
+    it is None.
     """
 
     key: str

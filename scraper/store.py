@@ -369,7 +369,7 @@ class Store:
         removed does not keep latest.yaml and state.yaml from being restored.
         """
         # NOTE: renames need no free space, so a step fails only on a broken file
-        # system or a path that is not a file; the next locked run validates
+        # system or a path that is not a file. The next locked run validates
         # whatever is left.
         for new_file in new_files:
             try:

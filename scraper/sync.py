@@ -106,7 +106,7 @@ def _fetched_before(page: Page, latest: dict | None) -> bool:
     parses and writes a newer page. The page of the slower run is then older than
     the latest version and must not become the latest, because versions are
     ordered by fetch time. Stored times have whole seconds, so two fetches in the
-    same second are not told apart.
+    same second count as simultaneous.
     """
     if latest is None:
         return False
