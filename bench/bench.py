@@ -282,6 +282,7 @@ def measure_phases(
     phases: dict[str, dict[str, list[float]]] = {label: {} for label in commands}
     late_imports: list[str] = []
     fsync_calls: dict[str, int] = {}
+    dataclass_counts: dict[str, int] = {}
     for turn in range(repeats):
         # The first run must come before the unchanged one, which syncs the store
         # that the first run wrote; only the floor's place rotates.
@@ -295,6 +296,8 @@ def measure_phases(
             measured.pop("late imports", None)
             if "fsync calls" in measured:
                 fsync_calls[label] = measured.pop("fsync calls")
+            if "dataclasses created" in measured:
+                dataclass_counts[label] = measured.pop("dataclasses created")
             for phase, seconds in measured.items():
                 phases[label].setdefault(phase, []).append(seconds)
             phases[label].setdefault("whole process", []).append(run.seconds)
@@ -307,6 +310,7 @@ def measure_phases(
     run_process(argv, folder)
     ctx.results["late imports"] = late_imports
     ctx.results["fsync calls"] = fsync_calls
+    ctx.results["dataclasses created"] = dataclass_counts
     ctx.results["sync profile"] = top_functions(pstats.Stats(str(profile_path)), 15)
     return phases
 

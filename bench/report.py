@@ -260,6 +260,13 @@ def render_whole_causes(ctx: Context) -> list[str]:
         for label in fsync_calls
     )
     floor_work = ms(statistics.median(phases["floor"]["floor work"]))
+    created = ctx.results["dataclasses created"]
+    unchanged = "scraper sync (unchanged)"
+    dataclass_text = (
+        f"{created.get(unchanged, 0)} dataclasses takes "
+        f"{ms(statistics.median(phases[unchanged]['dataclass creation, within the imports']))}"
+        " ms (unchanged run, median)"
+    )
     fsync_text = "; ".join(
         f"{label} calls it {fsync_calls[label]} times, "
         f"{ms(statistics.median(phases[label]['fsync, within the sync work']))} ms"
@@ -272,14 +279,17 @@ def render_whole_causes(ctx: Context) -> list[str]:
             *misses,
             "",
             f"scraper's imports take {ms(import_gap)} ms more than the floor's under "
-            "`-X importtime`. The rest is the sync work beyond the floor's "
-            f"({work_text}; the floor's work takes {floor_work} ms): the store lock "
-            "(its filelock import included), loading and validating config.yaml, "
-            "argument parsing, reading and checking the latest version, and writing "
-            "each file to a temporary file, fsyncing it, renaming it and fsyncing its "
-            "folder, so a crash leaves the old file or the new one. The floor writes "
-            f"one file without fsync. Counted with os.fsync wrapped: {fsync_text}. "
-            "The cProfile table above splits the unchanged run's work by function.",
+            "`-X importtime`. Of the in-process imports, building scraper's "
+            f"{dataclass_text}: each `@dataclass` class has its methods generated and "
+            "compiled when it is defined (Python 3.11). The rest is the sync work beyond "
+            f"the floor's ({work_text}; the floor's work takes {floor_work} ms): "
+            "argument parsing, loading and validating config.yaml (its time zone "
+            "included), the store lock, reading and checking the latest version and "
+            "the state file, and writing each file to a temporary file, fsyncing it, "
+            "renaming it and fsyncing its folder, so a crash leaves the old file or the "
+            "new one. The floor writes one file without fsync. Counted with os.fsync "
+            f"wrapped: {fsync_text}. The cProfile table above splits the unchanged run's "
+            "work by function.",
             "",
         ]
     return lines
