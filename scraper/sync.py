@@ -111,7 +111,11 @@ def _fetched_before(page: Page, latest: dict | None) -> bool:
     if latest is None:
         return False
     stored = parse_timestamp(latest["fetched_at"])
-    return stored > page.fetched_at.replace(microsecond=0)
+    # A fetch time later than now is not another run's: the clock was wrong or went
+    # back. Skipping the write then would lose every change until the clock caught
+    # up, so the page is written as usual.
+    now = datetime.now(timezone.utc)
+    return page.fetched_at.replace(microsecond=0) < stored <= now
 
 
 def _superseded(store: Store, page: Page, latest: dict) -> SyncResult:

@@ -259,3 +259,21 @@ def test_rollback_continues_past_failed_step(workdir, scraper):
     assert not store.version_path(2).exists()
     assert store.latest_path.read_bytes() == before
     assert store.load_state()["last_version"] == 1
+
+
+def test_future_fetch_time_does_not_block_writes(workdir, scraper):
+    # A latest version stamped in the future (a clock that was wrong, then fixed)
+    # is not another run's newer page, so a change is still written.
+    store = sync_pages(workdir, scraper, PAGES[:1])
+    for path in (store.version_path(1), store.latest_path):
+        document = yamlio.load(path.read_text(encoding="utf-8"))
+        document["fetched_at"] = "2099-01-01T00:00:00Z"
+        document["checksum"] = checksum(document)
+        path.write_text(yamlio.dump(document), encoding="utf-8")
+    (workdir / "page.html").write_bytes(fixture_bytes(PAGES[1]))
+
+    result = scraper("sync")
+
+    assert result.code == 0, result.err
+    assert result.out == f"{SOURCE}: changed, version 2 (1 added, 0 removed, 0 changed)\n"
+    assert store.version_numbers() == [1, 2]
