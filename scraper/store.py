@@ -535,24 +535,29 @@ def _check_diff(diff: object) -> None:
             _check_text(values["new"], f"{what}.fields.{path}.new", optional=True)
 
 
+def _validation_error(
+    error: _Invalid, what: str, source: str, path: object, damaged_hint: str
+) -> StoreError:
+    """Return the StoreError for a file that failed validation.
+
+    A file from a newer release is intact, so it gets only the advice to upgrade;
+    any other failure gets ``damaged_hint``.
+    """
+    if isinstance(error, _NewerSchema):
+        return StoreError(
+            f"unsupported {what}: {error}", source=source, where=str(path), hint=error.hint
+        )
+    return StoreError(
+        f"invalid {what}: {error}", source=source, where=str(path), hint=damaged_hint
+    )
+
+
 def validate_snapshot(document: object, source: str, number: int, path: object) -> None:
     """Raise StoreError unless ``document`` is a complete, intact snapshot."""
     try:
         _check_snapshot(document, source, number)
-    except _NewerSchema as error:
-        raise StoreError(
-            f"unsupported snapshot: {error}",
-            source=source,
-            where=str(path),
-            hint=error.hint,
-        ) from None
     except _Invalid as error:
-        raise StoreError(
-            f"invalid snapshot: {error}",
-            source=source,
-            where=str(path),
-            hint=_DAMAGED_HINT,
-        ) from None
+        raise _validation_error(error, "snapshot", source, path, _DAMAGED_HINT) from None
 
 
 def _check_snapshot(document: object, source: str, number: int) -> None:
@@ -602,17 +607,5 @@ def validate_state(document: object, source: str, path: object) -> None:
         for name in ("url", "etag", "last_modified"):
             _check_text(validators[name], f"validators.{name}", optional=True)
         _require(document["checksum"] == checksum(document), "the checksum does not match")
-    except _NewerSchema as error:
-        raise StoreError(
-            f"unsupported state file: {error}",
-            source=source,
-            where=str(path),
-            hint=error.hint,
-        ) from None
     except _Invalid as error:
-        raise StoreError(
-            f"invalid state file: {error}",
-            source=source,
-            where=str(path),
-            hint=_STATE_HINT,
-        ) from None
+        raise _validation_error(error, "state file", source, path, _STATE_HINT) from None
