@@ -47,6 +47,18 @@ def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+def many_rows_page(count: int, base: str = "matrix-4rows-asc.html") -> bytes:
+    """Return the capture ``base`` with its rows replaced by ``count`` rows 1.0.0, 1.1.0 ..."""
+    page = fixture_bytes(base)
+    start = page.index(b"<tbody>") + len(b"<tbody>")
+    end = page.index(b"</tbody>")
+    rows = b"".join(
+        b"<tr><td>1.%d.0</td><td><code>cni_version</code> = 1.2.0</td></tr>" % number
+        for number in range(count)
+    )
+    return page[:start] + rows + page[end:]
+
+
 def write_config(
     folder: Path,
     url: str,

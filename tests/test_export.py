@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from scraper import yamlio
-from tests.conftest import FAST_FETCH, FIXTURES, fixture_bytes, write_config
+from tests.conftest import FAST_FETCH, FIXTURES, fixture_bytes, many_rows_page, write_config
 
 EXPECTED = yaml.safe_load((FIXTURES / "expected-rows.yaml").read_text(encoding="utf-8"))
 ROWS_3 = EXPECTED["captures"]["matrix-3rows-asc.html"]
@@ -634,18 +634,6 @@ def test_out_fifo_written_in_place(synced, workdir):
     assert received.decode("utf-8") == IMAGECONFIG_1_28_9
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert temporary_files(workdir) == []
-
-
-def many_rows_page(count: int) -> bytes:
-    """Return matrix-4rows-asc.html with its rows replaced by ``count`` rows."""
-    page = fixture_bytes("matrix-4rows-asc.html")
-    start = page.index(b"<tbody>") + len(b"<tbody>")
-    end = page.index(b"</tbody>")
-    rows = b"".join(
-        b"<tr><td>1.%d.0</td><td><code>cni_version</code> = 1.2.0</td></tr>" % number
-        for number in range(count)
-    )
-    return page[:start] + rows + page[end:]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")

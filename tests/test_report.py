@@ -23,6 +23,7 @@ from tests.conftest import (
     PAGE_PATH,
     SOURCE_COLUMNS,
     fixture_bytes,
+    many_rows_page,
     write_config,
 )
 
@@ -42,18 +43,6 @@ def edited_capture(version: bytes, old: bytes, new: bytes) -> bytes:
     row = page[row_start:row_end]
     assert row.count(old) == 1
     return page[:row_start] + row.replace(old, new) + page[row_end:]
-
-
-def many_rows_capture(count: int) -> bytes:
-    """Return the 3-row capture with its rows replaced by ``count`` rows 1.0.0, 1.1.0 ..."""
-    page = fixture_bytes("matrix-3rows-asc.html")
-    start = page.index(b"<tbody>") + len(b"<tbody>")
-    end = page.index(b"</tbody>")
-    rows = b"".join(
-        b"<tr><td>1.%d.0</td><td><code>cni_version</code> = 1.2.0</td></tr>" % number
-        for number in range(count)
-    )
-    return page[:start] + rows + page[end:]
 
 
 def pairs(row: dict) -> list[str]:
@@ -366,7 +355,7 @@ def test_report_missing_version_noted(history, workdir, serve_page):
 
 
 def test_report_large_first_version_collapsed(workdir, serve_page, scraper):
-    write_config(workdir, serve_page(many_rows_capture(MAX_EXPANDED_ROWS + 1)))
+    write_config(workdir, serve_page(many_rows_page(MAX_EXPANDED_ROWS + 1, "matrix-3rows-asc.html")))
     assert scraper("sync").code == 0
     report(scraper)
     page = load_page(workdir / "out" / "index.html")
@@ -376,7 +365,7 @@ def test_report_large_first_version_collapsed(workdir, serve_page, scraper):
 
 
 def test_report_small_first_version_open(workdir, serve_page, scraper):
-    write_config(workdir, serve_page(many_rows_capture(MAX_EXPANDED_ROWS)))
+    write_config(workdir, serve_page(many_rows_page(MAX_EXPANDED_ROWS, "matrix-3rows-asc.html")))
     assert scraper("sync").code == 0
     report(scraper)
     page = load_page(workdir / "out" / "index.html")
