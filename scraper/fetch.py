@@ -383,9 +383,8 @@ def _fetch_once(
             + " -> ".join(chain[:5] + ["..."]),
         ) from None
     except requests.exceptions.RequestException as error:
-        raise _fetch_error(
-            source, url, _describe_request_error(error, settings), _request_hint(error)
-        ) from None
+        message, hint = _request_failure(error, settings)
+        raise _fetch_error(source, url, message, hint) from None
     with response:
         return _read_response(source, url, response, validators, fetched_at, state)
 
@@ -516,7 +515,7 @@ def _read_body(
             f"cannot decode the body as Content-Encoding {encoded!r}: {_first_line(error)}",
         ) from None
     except (urllib3.exceptions.HTTPError, OSError) as error:
-        reason = _describe_request_error(error, settings)
+        reason, _ = _request_failure(error, settings)
         raise _BodyBroken(
             f"the body broke off after {size} bytes"
             + (f" of {declared}" if declared else "")
@@ -593,43 +592,41 @@ def _looks_like_html(content: bytes) -> bool:
     return bool(_HTML_START.match(head))
 
 
-def _describe_request_error(error: Exception, settings: FetchSettings) -> str:
-    text = str(error)
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return f"timed out connecting after {settings.connect_timeout:g} s"
-    if isinstance(error, requests.exceptions.ReadTimeout) or "Read timed out" in text:
-        return f"timed out waiting for data after {min(settings.read_timeout, settings.deadline):g} s"
-    if "NameResolutionError" in text or "Name or service not known" in text:
-        return f"cannot resolve the host name: {_first_line(error)}"
-    if "Connection refused" in text:
-        return "connection refused"
-    if isinstance(error, requests.exceptions.SSLError):
-        return f"TLS verification failed: {_first_line(error)}"
-    if isinstance(error, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
-        return f"incomplete body: {_first_line(error)}"
-    return _first_line(error)
-
-
-def _request_hint(error: Exception) -> str:
-    """Return what to check after a request that got no response."""
+def _request_failure(error: Exception, settings: FetchSettings) -> tuple[str, str]:
+    """Return what went wrong with a request that got no response, and what to check."""
     text = str(error)
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return (
+            f"timed out connecting after {settings.connect_timeout:g} s",
             "the host did not answer; check the url and any firewall, "
-            "or raise fetch.connect_timeout"
+            "or raise fetch.connect_timeout",
         )
     if isinstance(error, requests.exceptions.ReadTimeout) or "Read timed out" in text:
-        return "the server is slow; raise fetch.read_timeout, or wait for the next run"
+        return (
+            "timed out waiting for data after "
+            f"{min(settings.read_timeout, settings.deadline):g} s",
+            "the server is slow; raise fetch.read_timeout, or wait for the next run",
+        )
     if "NameResolutionError" in text or "Name or service not known" in text:
-        return "check the host name in the source's url and this machine's DNS settings"
+        return (
+            f"cannot resolve the host name: {_first_line(error)}",
+            "check the host name in the source's url and this machine's DNS settings",
+        )
     if "Connection refused" in text:
         return (
+            "connection refused",
             "no server listens at that host and port; "
-            "check the url's port and that the server is running"
+            "check the url's port and that the server is running",
         )
     if isinstance(error, requests.exceptions.SSLError):
-        return "check the system clock and the CA bundle (REQUESTS_CA_BUNDLE)"
-    return "check the url and the network; the next run will try again"
+        return (
+            f"TLS verification failed: {_first_line(error)}",
+            "check the system clock and the CA bundle (REQUESTS_CA_BUNDLE)",
+        )
+    general = "check the url and the network; the next run will try again"
+    if isinstance(error, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
+        return f"incomplete body: {_first_line(error)}", general
+    return _first_line(error), general
 
 
 def _first_line(error: Exception) -> str:

@@ -18,7 +18,8 @@ import requests
 import yaml
 
 import scraper as scraper_package
-from scraper.fetch import _request_hint
+from scraper.config import FetchSettings
+from scraper.fetch import _request_failure
 from tests.conftest import (
     CASES,
     FIXTURES,
@@ -660,4 +661,5 @@ def test_missing_file(good_store, workdir, scraper):
     ],
 )
 def test_request_error_hint(error, hint):
-    assert hint in _request_hint(error)
+    _, found = _request_failure(error, FetchSettings())
+    assert hint in found
