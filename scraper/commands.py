@@ -28,6 +28,11 @@ def _load_config(args):
     return load_config(getattr(args, "config", DEFAULT_CONFIG))
 
 
+def _chosen_sources(config, args) -> list:
+    """Return the source that --source names, or every configured source."""
+    return [config.source(args.source)] if args.source else list(config.sources)
+
+
 def _one_source(config, name: str | None):
     if name:
         return config.source(name)
@@ -45,7 +50,7 @@ def command_sync(args) -> int:
     from .run import run_sync
 
     config = _load_config(args)
-    sources = [config.source(args.source)] if args.source else list(config.sources)
+    sources = _chosen_sources(config, args)
     if args.url is not None:
         if len(sources) > 1:
             raise UsageError(
@@ -250,7 +255,7 @@ def command_reparse(args) -> int:
     from .store import Store
 
     config = _load_config(args)
-    sources = [config.source(args.source)] if args.source else list(config.sources)
+    sources = _chosen_sources(config, args)
     several = len(sources) > 1
     # (source, results, note), where the note gives the reason a source has no results.
     reports = []
@@ -258,12 +263,14 @@ def command_reparse(args) -> int:
     for source in sources:
         store = Store(config.snapshots_dir, source.name)
         try:
-            if several and not store.version_numbers():
-                # Among several sources, one that has never synced has nothing to check.
+            # One source alone must have versions. Among several, one that has never
+            # synced has nothing to check and is skipped.
+            numbers = store.version_numbers() if several else _require_versions(store)
+            if not numbers:
                 print(f"{source.name}: no versions stored yet", file=sys.stderr)
                 reports.append((source, [], "no versions stored yet"))
                 continue
-            results = _reparse_source(args, source, store)
+            results = _reparse_source(args, source, store, numbers)
         except StoreError as error:
             if not several:
                 raise
@@ -291,10 +298,9 @@ def command_reparse(args) -> int:
     return max(codes)
 
 
-def _reparse_source(args, source, store) -> list:
+def _reparse_source(args, source, store, numbers: list[int]) -> list:
     from .reparse import reparse_versions
 
-    numbers = _require_versions(store)
     outcomes = reparse_versions(store, source, numbers)
     show_progress = args.progress
     if show_progress is None:
@@ -334,7 +340,7 @@ def command_prune(args) -> int:
     from .store import Store
 
     config = _load_config(args)
-    sources = [config.source(args.source)] if args.source else list(config.sources)
+    sources = _chosen_sources(config, args)
     unconfigured = [source.name for source in sources if not source.retention.enabled]
     if args.source and unconfigured:
         raise UsageError(
@@ -447,7 +453,7 @@ def command_status(args) -> int:
     from .store import Store
 
     config = _load_config(args)
-    sources = [config.source(args.source)] if args.source else list(config.sources)
+    sources = _chosen_sources(config, args)
     book = RecordBook(config.run_state_dir, config.lock_timeout)
     upcoming = {}
     for spec in plan_jobs(config, sources):
@@ -489,7 +495,7 @@ def command_report(args) -> int:
             hint="give a folder for index.html, for example --out report",
         )
     config = _load_config(args)
-    sources = [config.source(args.source)] if args.source else list(config.sources)
+    sources = _chosen_sources(config, args)
     if len(sources) > 1:
         from .store import Store
 
