@@ -93,7 +93,7 @@ def row_history(store: Store, key_field: str, key: str) -> RowHistory:
                 if key_identity(row[key_field]) != target:
                     continue
                 matched = row[key_field]
-                values = {path: value for path, value in flatten(row).items() if path != key_field}
+                values = _row_values(row, key_field)
                 pairs = {
                     path: (None, value) if kind == "added" else (value, None)
                     for path, value in values.items()
@@ -150,10 +150,15 @@ def _present_in_oldest(
     document = documents[oldest]
     for row in document["rows"]:
         if key_identity(row[key_field]) == target:
-            values = {path: value for path, value in flatten(row).items() if path != key_field}
+            values = _row_values(row, key_field)
             pairs = {path: (value, value) for path, value in values.items()}
             return row[key_field], RowEvent(oldest, document["fetched_at"], "present", pairs)
     return None
+
+
+def _row_values(row: dict, key_field: str) -> dict[str, str]:
+    # The row's dotted field paths and values, without its key.
+    return {path: value for path, value in flatten(row).items() if path != key_field}
 
 
 def _unstored(numbers: list[int], last_written: int) -> list[tuple[int, int]]:
