@@ -7,10 +7,10 @@ Usage:
   python bench/phases.py profile RESULT.prof       (in a folder with config.yaml)
 
 The first three write the seconds spent importing and working as JSON to
-RESULT.json, and for scraper the modules first imported during the sync work, the
-number of os.fsync calls with the seconds they took, and the number of @dataclass
-classes built during the imports with the seconds that took. The
-interpreter's own start-up happens before this file runs and is measured apart.
+RESULT.json. For scraper they also write the modules first imported during the sync
+work, the os.fsync calls with their seconds, and the @dataclass classes built during
+the imports with their seconds. The interpreter's own start-up happens before this
+file runs and is measured apart.
 ``profile`` imports the same modules, then writes a cProfile of ``scraper sync``.
 """
 

@@ -117,7 +117,7 @@ def warn_notes(row: Row, key: str, fields: list[str], output_format: str) -> Non
     """Log a warning for each note on the exported row's key or pins.
 
     A note such as "≥ glibc 2.31" qualifies a pin, and the packer and imageconfig
-    formats have no place for it, so the user is told instead of losing it.
+    formats have no place for it, so the user is warned instead of losing it.
     """
     notes = row.get("notes")
     if not isinstance(notes, dict):

@@ -272,7 +272,7 @@ def _notify(config: Config, sources: list[Source], events: list) -> None:
         # Another run is sending; the events stay in the outbox for the next flush.
         log.error("notification outbox not flushed: %s", error)
     except OSError as error:
-        # The outbox or its lock cannot be written; the sync's result stands.
+        # The outbox or its lock cannot be written, but the sync's result is kept.
         log.error(
             "notification outbox not flushed: %s: %s",
             error.filename or outbox.folder, error.strerror or error,

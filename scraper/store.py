@@ -369,8 +369,8 @@ class Store:
         removed does not keep latest.yaml and state.yaml from being restored.
         """
         # NOTE: renames need no free space, so a step fails only on a broken file
-        # system or a path that is not a file. The next locked run validates
-        # whatever is left.
+        # system, a path that is not a file or a missing permission. The next
+        # locked run validates whatever is left.
         for new_file in new_files:
             try:
                 new_file.unlink(missing_ok=True)

@@ -145,7 +145,7 @@ def test_key_history_unknown_key(history, scraper):
 
 def test_key_history_after_prune(history, workdir, scraper):
     # With the version that added it deleted, the row's history starts from the
-    # state the oldest stored version records, and says what is missing.
+    # state the oldest stored version records, and names the missing versions.
     store = Store(workdir / "snapshots", SOURCE)
     store.delete_version(1)
     result = scraper("history", "--key", "1.27.13")

@@ -406,7 +406,7 @@ def test_concurrent_flush_sends_once(workdir, server):
 
 
 def test_outbox_lock_unusable(hooked, workdir, scraper):
-    # A folder where the outbox's lock file belongs: the sync's result stands, the
+    # A folder where the outbox's lock file belongs: the sync's result is kept, the
     # error is logged, and the metrics are still written.
     lock = workdir / ".scraper-state" / "outbox" / ".lock"
     lock.mkdir(parents=True)
